@@ -1,0 +1,1 @@
+"""The data plane: search, SAYT, records and collections, authenticated by client keys."""

@@ -1,0 +1,47 @@
+"""The ASGI application: the data plane (and, mounted beside it, the Command Center)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from searchgate import __version__
+from searchgate.api import errors, routes_collections, routes_ops, routes_sayt, routes_search
+from searchgate.api import routes_upload
+from searchgate.api.middleware import RequestMiddleware
+from searchgate.config import Settings
+from searchgate.runtime import Runtime, build_runtime
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or build_runtime(settings)
+        app.state.runtime = rt
+        if not rt.started:
+            rt.start()
+        try:
+            yield
+        finally:
+            if runtime is None:
+                rt.stop()
+
+    app = FastAPI(
+        title="Searchgate data plane",
+        version=__version__,
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    errors.install(app)
+    for module in (routes_search, routes_sayt, routes_collections, routes_upload, routes_ops):
+        app.include_router(module.router)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.limits.max_body_bytes)
+    return app

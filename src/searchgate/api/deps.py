@@ -1,0 +1,41 @@
+"""Shared helpers of the data-plane routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi.responses import ORJSONResponse
+from starlette.requests import Request
+
+from searchgate.errors import InvalidInput
+from searchgate.runtime import Runtime
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+
+
+def body_client_key(body: Any) -> str | None:
+    if isinstance(body, dict):
+        key = body.get("clientKey")
+        return key if isinstance(key, str) else None
+    return None
+
+
+def json_response(content: Any, status: int = 200) -> ORJSONResponse:
+    return ORJSONResponse(content, status_code=status)
+
+
+REQUEST_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}

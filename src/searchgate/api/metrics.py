@@ -1,0 +1,34 @@
+"""Prometheus metrics of the data plane."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+REQUESTS = Counter(
+    "searchgate_requests", "HTTP requests by route and status", ["method", "route", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "searchgate_request_seconds",
+    "HTTP request latency by route",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+    registry=REGISTRY,
+)
+INDEX_LAG = Gauge(
+    "searchgate_index_lag_changes", "changes committed but not yet searchable here",
+    registry=REGISTRY,
+)
+RECORDS = Gauge(
+    "searchgate_collection_records", "records per collection", ["collection"], registry=REGISTRY
+)
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(route).observe(seconds)
+
+
+def render() -> bytes:
+    return bytes(generate_latest(REGISTRY))

@@ -1,0 +1,119 @@
+"""One pure-ASGI middleware: request id, body size limit, metrics and the access log."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from searchgate.api import metrics
+
+log = logging.getLogger("searchgate.access")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int, request_id: str) -> bytes:
+    return orjson.dumps(
+        {
+            "error": {
+                "code": "payload_too_large",
+                "message": f"request body is larger than {limit} bytes "
+                "(SEARCHGATE_LIMIT_MAX_BODY_BYTES); split it into several requests",
+                "limit": limit,
+                "requestId": request_id,
+            }
+        }
+    )
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        start = time.perf_counter()
+        status = 500
+        started = False
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._reject(send, request_id)
+            self._done(scope, 413, start, request_id)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started = True
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._reject(send, request_id)
+            status = 413
+        finally:
+            self._done(scope, status, start, request_id)
+
+    async def _reject(self, send: Send, request_id: str) -> None:
+        body = _too_large(self.max_body, request_id)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _done(self, scope: Scope, status: int, start: float, request_id: str) -> None:
+        elapsed = time.perf_counter() - start
+        route = scope.get("route")
+        path_template = getattr(route, "path", None) or "unmatched"
+        metrics.observe(scope["method"], path_template, status, elapsed)
+        state: dict[str, Any] = scope.get("state", {})
+        fields: dict[str, Any] = {
+            "request_id": request_id,
+            "method": scope["method"],
+            "route": path_template,
+            "status": status,
+            "ms": round(elapsed * 1000, 2),
+        }
+        if "key_id" in state:
+            fields["key_id"] = state["key_id"]
+        error = state.get("error")
+        if error is not None:
+            log.error("request failed", exc_info=error, extra={"fields": fields})
+        elif log.isEnabledFor(logging.INFO):
+            log.info("request", extra={"fields": fields})

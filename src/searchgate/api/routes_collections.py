@@ -1,0 +1,173 @@
+"""Collections and records: /api/v1/collections/..."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import ORJSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from searchgate.api.auth import authenticate
+from searchgate.api.deps import REQUEST_BODY, json_body, json_response, runtime
+from searchgate.catalog.ingest import parse_records, sniff_format
+from searchgate.catalog.service import WriteResult, parse_settings
+from searchgate.errors import InvalidInput, NotFound, Unavailable
+from searchgate.keys.scopes import Scope
+from searchgate.runtime import Runtime
+
+router = APIRouter(tags=["collections"])
+
+
+def write_summary(result: WriteResult, searchable: bool | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "collection": result.collection,
+        "upserted": result.upserted,
+        "deleted": result.deleted,
+        "invalidRecordCount": result.invalid_count,
+        "invalidRecordDetails": [i.to_dict() for i in result.invalid],
+        "createdCollection": result.created_collection,
+        "changeSeq": result.seq,
+    }
+    if searchable is not None:
+        body["searchable"] = searchable
+    return body
+
+
+async def wait_if_asked(rt: Runtime, seq: int, wait: bool) -> bool | None:
+    if not wait:
+        return None
+    ok = await run_in_threadpool(
+        rt.wait_searchable, seq, rt.services.settings.wait_timeout_seconds
+    )
+    if not ok:
+        raise Unavailable(
+            "the records are stored (committed) but were not searchable within "
+            f"{rt.services.settings.wait_timeout_seconds:.0f} s; they will be shortly",
+            changeSeq=seq,
+        )
+    return True
+
+
+@router.get("/api/v1/collections", summary="List collections with record counts")
+async def list_collections(request: Request) -> ORJSONResponse:
+    rt = runtime(request)
+    caller = authenticate(rt.services.keys, request, Scope.SEARCH)
+    del caller
+    infos = await run_in_threadpool(rt.services.catalog.list_collections)
+    return json_response({"collections": [i.to_dict() for i in infos]})
+
+
+@router.get("/api/v1/collections/{name}", summary="A collection's settings and record count")
+async def get_collection(request: Request, name: str) -> ORJSONResponse:
+    rt = runtime(request)
+    authenticate(rt.services.keys, request, Scope.SEARCH)
+    info = await run_in_threadpool(rt.services.catalog.get_collection, name)
+    return json_response(info.to_dict())
+
+
+@router.put(
+    "/api/v1/collections/{name}",
+    summary="Create a collection or replace its settings (the index is rebuilt)",
+    openapi_extra={"requestBody": REQUEST_BODY},
+)
+async def put_collection(request: Request, name: str) -> ORJSONResponse:
+    rt = runtime(request)
+    authenticate(rt.services.keys, request, Scope.COLLECTIONS_WRITE)
+    body = await json_body(request)
+    raw = body.get("settings", body) if isinstance(body, dict) else body
+    settings = parse_settings(raw)
+    info, created = await run_in_threadpool(rt.services.catalog.put_settings, name, settings)
+    return json_response(info.to_dict(), status=201 if created else 200)
+
+
+@router.delete(
+    "/api/v1/collections/{name}",
+    summary="Delete a collection with its records, index and settings (irreversible)",
+)
+async def delete_collection(request: Request, name: str) -> ORJSONResponse:
+    rt = runtime(request)
+    authenticate(rt.services.keys, request, Scope.COLLECTIONS_DELETE)
+    removed = await run_in_threadpool(rt.services.catalog.delete_collection, name)
+    rt.indexer.notify()
+    return json_response({"collection": name, "deleted": True, "recordsDeleted": removed})
+
+
+@router.post(
+    "/api/v1/collections/{name}/records",
+    summary="Upsert records (JSON array or NDJSON); mode=replace swaps the whole catalog",
+    openapi_extra={"requestBody": REQUEST_BODY},
+)
+async def write_records(
+    request: Request,
+    name: str,
+    mode: str = Query("upsert", pattern="^(upsert|replace)$"),
+    wait: bool = False,
+    failOnFirstError: bool = False,  # noqa: N803 - protocol parameter name
+) -> ORJSONResponse:
+    rt = runtime(request)
+    authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
+    data = await request.body()
+    fmt = sniff_format(request.headers.get("content-type"), data)
+    if fmt == "csv":
+        raise InvalidInput(
+            "send a JSON array or NDJSON here (CSV goes to /data/v1/upload/stream)", field="body"
+        )
+    parsed = await run_in_threadpool(parse_records, data, fmt)
+    result = await run_in_threadpool(
+        lambda: rt.services.catalog.write_records(
+            name,
+            parsed.records,
+            replace=mode == "replace",
+            fail_on_first_error=failOnFirstError,
+            positions=parsed.positions,
+            position_kind=parsed.position_kind,
+            unparsable=parsed.unparsable,
+        )
+    )
+    rt.indexer.notify()
+    searchable = await wait_if_asked(rt, result.seq, wait)
+    return json_response(write_summary(result, searchable))
+
+
+@router.get("/api/v1/collections/{name}/records/{record_id}", summary="One record by id")
+async def get_record(request: Request, name: str, record_id: str) -> ORJSONResponse:
+    rt = runtime(request)
+    authenticate(rt.services.keys, request, Scope.SEARCH)
+    record = await run_in_threadpool(rt.services.catalog.get_record, name, record_id)
+    return json_response(record)
+
+
+@router.delete("/api/v1/collections/{name}/records/{record_id}", summary="Delete one record")
+async def delete_record(
+    request: Request, name: str, record_id: str, wait: bool = False
+) -> ORJSONResponse:
+    rt = runtime(request)
+    authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
+    result = await run_in_threadpool(rt.services.catalog.delete_records, name, [record_id])
+    if result.deleted == 0:
+        raise NotFound(f"no record with id {record_id!r} in {name!r}", field="id")
+    rt.indexer.notify()
+    searchable = await wait_if_asked(rt, result.seq, wait)
+    return json_response(write_summary(result, searchable))
+
+
+@router.post(
+    "/api/v1/collections/{name}/records/delete",
+    summary="Delete records by id",
+    openapi_extra={"requestBody": REQUEST_BODY},
+)
+async def delete_records(request: Request, name: str, wait: bool = False) -> ORJSONResponse:
+    rt = runtime(request)
+    authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
+    body = await json_body(request)
+    ids = body.get("ids") if isinstance(body, dict) else body
+    if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+        raise InvalidInput('expected {"ids": [...]} with string or integer ids', field="ids")
+    result = await run_in_threadpool(
+        rt.services.catalog.delete_records, name, [str(i) for i in ids]
+    )
+    rt.indexer.notify()
+    searchable = await wait_if_asked(rt, result.seq, wait)
+    return json_response(write_summary(result, searchable))

@@ -1,0 +1,76 @@
+"""POST /api/v1/search and /api/v1/search/refinements (GroupBy v1 protocol)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import ORJSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from searchgate.api.auth import authenticate
+from searchgate.api.deps import body_client_key, json_body, json_response, runtime
+from searchgate.errors import InvalidInput
+from searchgate.keys.scopes import Scope
+from searchgate.search.request import SearchRequest, parse_search_request
+
+router = APIRouter(tags=["search"])
+
+
+@router.post(
+    "/api/v1/search",
+    summary="Search a collection (GroupBy v1 request and response)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SearchRequest.model_json_schema(by_alias=True)}},
+        }
+    },
+)
+async def search(request: Request) -> ORJSONResponse:
+    rt = runtime(request)
+    body = await json_body(request)
+    authenticate(rt.services.keys, request, Scope.SEARCH, body_client_key(body))
+    if not isinstance(body, dict):
+        raise InvalidInput("the body is a JSON object", field="body")
+    req = parse_search_request(body)
+    # Searches are short and CPU-bound inside tantivy (which releases the GIL); a
+    # thread keeps the event loop free for other connections.
+    return json_response(await run_in_threadpool(rt.search.search, req))
+
+
+@router.post(
+    "/api/v1/search/refinements",
+    summary="All values of one navigation for a search",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "originalQuery": SearchRequest.model_json_schema(by_alias=True),
+                            "navigationName": {"type": "string"},
+                        },
+                        "required": ["navigationName"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def refinements(request: Request) -> ORJSONResponse:
+    rt = runtime(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise InvalidInput("the body is a JSON object", field="body")
+    original = body.get("originalQuery") or {}
+    if not isinstance(original, dict):
+        raise InvalidInput("originalQuery is a search request object", field="originalQuery")
+    key = body_client_key(body) or body_client_key(original)
+    authenticate(rt.services.keys, request, Scope.SEARCH, key)
+    nav = body.get("navigationName")
+    if not isinstance(nav, str) or not nav:
+        raise InvalidInput("navigationName is required", field="navigationName")
+    req = parse_search_request(original)
+    return json_response(await run_in_threadpool(rt.search.refinements, req, nav))

@@ -1,0 +1,112 @@
+"""POST /data/v1/upload/stream: the protocol's multipart upload (config + data parts)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import ORJSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from searchgate.api.auth import authenticate
+from searchgate.api.deps import json_response, runtime
+from searchgate.api.routes_collections import wait_if_asked, write_summary
+from searchgate.catalog.ingest import parse_records, sniff_format
+from searchgate.errors import InvalidInput
+from searchgate.keys.scopes import Scope
+
+router = APIRouter(tags=["upload"])
+
+CONFIG_KEYS = {"clientKey", "collection", "failOnFirstError", "mode", "format", "wait"}
+TRUE = {"true", "1", "yes", "on"}
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """``key: value`` or ``key=value`` lines; blank lines and ``#`` comments are skipped."""
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        sep = min((i for i in (line.find(":"), line.find("=")) if i > 0), default=-1)
+        if sep < 0:
+            raise InvalidInput(f"config line {n}: expected 'key: value'", field="config")
+        key, value = line[:sep].strip(), line[sep + 1 :].strip()
+        if key not in CONFIG_KEYS:
+            raise InvalidInput(
+                f"config line {n}: unknown key {key!r} (known: {', '.join(sorted(CONFIG_KEYS))})",
+                field="config",
+            )
+        out[key] = value
+    return out
+
+
+async def _part(form_value: UploadFile | str | None) -> tuple[bytes, str | None]:
+    if form_value is None:
+        return b"", None
+    if isinstance(form_value, str):
+        return form_value.encode(), None
+    return await form_value.read(), form_value.content_type
+
+
+@router.post(
+    "/data/v1/upload/stream",
+    summary="Upload records as multipart: a 'config' part and a 'data' part",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "config": {"type": "string"},
+                            "data": {"type": "string", "format": "binary"},
+                        },
+                        "required": ["config", "data"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_stream(request: Request) -> ORJSONResponse:
+    rt = runtime(request)
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise InvalidInput(
+            "expected multipart/form-data with a 'config' part and a 'data' part", field="body"
+        )
+    async with request.form(max_files=2, max_fields=4, max_part_size=
+                            rt.services.settings.limits.max_body_bytes) as form:
+        config_bytes, _ = await _part(form.get("config"))
+        data, data_type = await _part(form.get("data"))
+    try:
+        config = parse_config(config_bytes.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInput("the config part must be UTF-8 text", field="config") from None
+    authenticate(rt.services.keys, request, Scope.RECORDS_WRITE, config.get("clientKey"))
+    collection = config.get("collection") or "default"
+    mode = config.get("mode", "upsert")
+    if mode not in ("upsert", "replace"):
+        raise InvalidInput("config mode is 'upsert' or 'replace'", field="config.mode")
+    fmt = config.get("format") or sniff_format(data_type, data)
+    parsed = await run_in_threadpool(parse_records, data, fmt)
+    result = await run_in_threadpool(
+        lambda: rt.services.catalog.write_records(
+            collection,
+            parsed.records,
+            replace=mode == "replace",
+            fail_on_first_error=config.get("failOnFirstError", "").lower() in TRUE,
+            positions=parsed.positions,
+            position_kind=parsed.position_kind,
+            unparsable=parsed.unparsable,
+        )
+    )
+    rt.indexer.notify()
+    wait = config.get("wait", "").lower() in TRUE or request.query_params.get("wait") == "true"
+    searchable = await wait_if_asked(rt, result.seq, wait)
+    body = write_summary(result, searchable)
+    body["status"] = "OK"
+    body["recordCount"] = result.upserted
+    return json_response(body)

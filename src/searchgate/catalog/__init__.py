@@ -1,0 +1,1 @@
+"""Collections, records and the ordered change log that feeds the search indexes."""

@@ -1,0 +1,128 @@
+"""Areas: named configurations (Production, Staging, ...) whose metadata is returned
+to storefronts as ``siteParams``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from searchgate.catalog.models import AreaRow
+from searchgate.catalog.validation import COLLECTION_NAME
+from searchgate.db import Database
+from searchgate.errors import Conflict, InvalidInput, NotFound
+
+DEFAULT_AREA = "Production"
+
+
+@dataclass(frozen=True)
+class Area:
+    name: str
+    site_params: list[dict[str, Any]]
+
+
+class AreaService:
+    def __init__(self, db: Database, cache_seconds: float = 1.0) -> None:
+        self.db = db
+        self.cache_seconds = cache_seconds
+        self._cache: tuple[float, dict[str, Area]] | None = None
+        self._lock = threading.Lock()
+
+    def _all(self) -> dict[str, Area]:
+        now = time.monotonic()
+        cached = self._cache
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with self.db.read() as s:
+            areas = {
+                r.name: Area(r.name, orjson.loads(r.site_params_json))
+                for r in s.scalars(select(AreaRow))
+            }
+        with self._lock:
+            self._cache = (now + self.cache_seconds, areas)
+        return areas
+
+    def list(self) -> list[Area]:
+        return sorted(self._all().values(), key=lambda a: a.name)
+
+    def get(self, name: str) -> Area:
+        area = self._all().get(name)
+        if area is None:
+            known = ", ".join(sorted(self._all())) or "none"
+            raise InvalidInput(f"unknown area {name!r} (areas: {known})", field="area")
+        return area
+
+    def create(self, name: str, site_params: list[dict[str, Any]] | None = None) -> Area:
+        if not COLLECTION_NAME.match(name):
+            raise InvalidInput("an area name has 1 to 64 letters, digits, '_' or '-'", field="name")
+        params = _check_params(site_params or [])
+        with self.db.write() as s:
+            if s.get(AreaRow, name) is not None:
+                raise Conflict(f"area {name!r} exists already", field="name")
+            s.add(
+                AreaRow(
+                    name=name,
+                    site_params_json=orjson.dumps(params).decode(),
+                    created_at=datetime.now(UTC),
+                )
+            )
+        self._cache = None
+        return Area(name, params)
+
+    def set_params(self, name: str, site_params: list[dict[str, Any]]) -> Area:
+        params = _check_params(site_params)
+        with self.db.write() as s:
+            row = s.get(AreaRow, name)
+            if row is None:
+                raise NotFound(f"area {name!r} does not exist", field="name")
+            row.site_params_json = orjson.dumps(params).decode()
+        self._cache = None
+        return Area(name, params)
+
+    def rename(self, name: str, new_name: str) -> Area:
+        if not COLLECTION_NAME.match(new_name):
+            raise InvalidInput(
+                "an area name has 1 to 64 letters, digits, '_' or '-'", field="new_name"
+            )
+        if name == DEFAULT_AREA:
+            raise Conflict(f"{DEFAULT_AREA} is the default area and keeps its name", field="name")
+        with self.db.write() as s:
+            row = s.get(AreaRow, name)
+            if row is None:
+                raise NotFound(f"area {name!r} does not exist", field="name")
+            if s.get(AreaRow, new_name) is not None:
+                raise Conflict(f"area {new_name!r} exists already", field="new_name")
+            params = row.site_params_json
+            s.delete(row)
+            s.flush()
+            s.add(AreaRow(name=new_name, site_params_json=params, created_at=row.created_at))
+        self._cache = None
+        return Area(new_name, orjson.loads(params))
+
+    def delete(self, name: str) -> None:
+        if name == DEFAULT_AREA:
+            raise Conflict(f"{DEFAULT_AREA} is the default area and cannot be deleted")
+        with self.db.write() as s:
+            row = s.get(AreaRow, name)
+            if row is None:
+                raise NotFound(f"area {name!r} does not exist", field="name")
+            s.delete(row)
+        self._cache = None
+
+
+def _check_params(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i, p in enumerate(params):
+        if not isinstance(p, dict) or not isinstance(p.get("key"), str) or not p["key"]:
+            raise InvalidInput(
+                "each site parameter is {key, value}", field=f"siteParams[{i}]"
+            )
+        out.append({"key": p["key"], "value": p.get("value")})
+    if len(out) > 100:
+        raise InvalidInput("at most 100 site parameters", field="siteParams")
+    return out

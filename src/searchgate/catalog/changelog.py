@@ -1,0 +1,96 @@
+"""Writing and reading the ordered change log that feeds every search index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from searchgate.catalog.models import ChangeCounter, ChangeRow, RecordRow
+
+OP_UPSERT = "upsert"
+OP_DELETE = "delete"
+OP_CREATE = "create"  # a new collection: its index starts empty
+OP_CLEAR = "clear"  # every record of the collection goes (replace mode, before re-adds)
+OP_REBUILD = "rebuild"  # settings changed or reindex asked: rebuild from the records
+OP_DROP = "drop"  # the collection is gone
+
+
+def allocate(s: Session, count: int) -> int:
+    """Reserves ``count`` sequence numbers and returns the first.
+
+    The row lock taken by this UPDATE is held to commit, so transactions that write
+    changes commit in the order of their numbers: an indexer that has seen number N
+    has seen everything below it.
+    """
+    last = s.execute(
+        update(ChangeCounter)
+        .where(ChangeCounter.id == 1)
+        .values(seq=ChangeCounter.seq + count)
+        .returning(ChangeCounter.seq)
+    ).scalar_one()
+    return int(last) - count + 1
+
+
+def append(s: Session, collection: str, ops: Sequence[tuple[str, str | None]]) -> int:
+    """Appends changes of one transaction; returns the last sequence number."""
+    if not ops:
+        return current_seq(s)
+    first = allocate(s, len(ops))
+    last = first + len(ops) - 1
+    rows = [
+        {"seq": first + i, "batch_end": last, "collection": collection, "op": op, "record_id": rid}
+        for i, (op, rid) in enumerate(ops)
+    ]
+    for start in range(0, len(rows), 5000):
+        s.execute(insert(ChangeRow), rows[start : start + 5000])
+    return last
+
+
+def current_seq(s: Session) -> int:
+    return int(s.execute(select(ChangeCounter.seq).where(ChangeCounter.id == 1)).scalar_one())
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    batch_end: int
+    collection: str
+    op: str
+    record_id: str | None
+    data: str | None  # the record's JSON when this change still holds its current version
+
+
+def read_after(s: Session, after: int, limit: int) -> list[Change]:
+    q = (
+        select(
+            ChangeRow.seq,
+            ChangeRow.batch_end,
+            ChangeRow.collection,
+            ChangeRow.op,
+            ChangeRow.record_id,
+            RecordRow.data,
+        )
+        .outerjoin(
+            RecordRow,
+            (RecordRow.collection == ChangeRow.collection)
+            & (RecordRow.record_id == ChangeRow.record_id)
+            & (RecordRow.seq == ChangeRow.seq),
+        )
+        .where(ChangeRow.seq > after)
+        .order_by(ChangeRow.seq)
+        .limit(limit)
+    )
+    return [Change(*row) for row in s.execute(q)]
+
+
+def oldest_retained(s: Session) -> int | None:
+    value = s.execute(select(func.min(ChangeRow.seq))).scalar()
+    return None if value is None else int(value)
+
+
+def prune_before(s: Session, seq: int) -> int:
+    result = s.execute(delete(ChangeRow).where(ChangeRow.seq < seq))
+    return int(getattr(result, "rowcount", 0) or 0)

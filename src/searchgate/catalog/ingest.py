@@ -1,0 +1,123 @@
+"""Parsing upload bodies (JSON array, NDJSON, CSV) into records with their positions."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from searchgate.catalog.validation import InvalidRecord
+from searchgate.errors import InvalidInput
+
+
+@dataclass
+class Parsed:
+    records: list[Any] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    position_kind: str = "index"
+    unparsable: list[InvalidRecord] = field(default_factory=list)
+
+
+def sniff_format(content_type: str | None, data: bytes) -> str:
+    ct = (content_type or "").split(";")[0].strip().lower()
+    if ct in ("application/x-ndjson", "application/jsonl", "application/ndjson"):
+        return "ndjson"
+    if ct in ("text/csv", "application/csv"):
+        return "csv"
+    head = data.lstrip()[:1]
+    if head == b"[":
+        return "json"
+    if head == b"{":
+        return "ndjson"
+    if ct == "application/json":
+        return "json"
+    return "csv"
+
+
+def parse_records(data: bytes, fmt: str) -> Parsed:
+    if fmt == "json":
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+        if isinstance(value, dict) and isinstance(value.get("records"), list):
+            value = value["records"]
+        if not isinstance(value, list):
+            raise InvalidInput("expected a JSON array of records", field="body")
+        return Parsed(records=value, positions=list(range(len(value))), position_kind="index")
+    if fmt == "ndjson":
+        return _ndjson(data)
+    if fmt == "csv":
+        return _csv(data)
+    raise InvalidInput(f"unknown data format {fmt!r} (json, ndjson or csv)", field="format")
+
+
+def _ndjson(data: bytes) -> Parsed:
+    out = Parsed(position_kind="line")
+    for n, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            out.records.append(orjson.loads(line))
+            out.positions.append(n)
+        except orjson.JSONDecodeError as exc:
+            out.unparsable.append(
+                InvalidRecord(position=n, position_kind="line", field=None,
+                              reason=f"not valid JSON: {exc}")
+            )
+    return out
+
+
+def _csv_value(text: str) -> Any:
+    """CSV cells are text; numbers and booleans are recognised, ``a|b`` is a list."""
+    if "|" in text:
+        return [_csv_value(t) for t in text.split("|") if t != ""]
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        if text.strip() and text.strip().lstrip("-").isdigit():
+            return int(text)
+        if text.strip():
+            f = float(text)
+            if f == f and f not in (float("inf"), float("-inf")):
+                return f
+    except ValueError:
+        pass
+    return text
+
+
+def _csv(data: bytes) -> Parsed:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"CSV must be UTF-8: {exc}", field="data") from None
+    reader = csv.reader(io.StringIO(text))
+    out = Parsed(position_kind="line")
+    try:
+        header = next(reader)
+    except StopIteration:
+        return out
+    header = [h.strip() for h in header]
+    if not all(header) or len(set(header)) != len(header):
+        raise InvalidInput("the CSV header needs unique, non-empty column names", field="data")
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                out.unparsable.append(
+                    InvalidRecord(position=line, position_kind="line", field=None,
+                                  reason=f"expected {len(header)} columns, found {len(row)}")
+                )
+                continue
+            out.records.append(
+                {h: _csv_value(v) for h, v in zip(header, row, strict=True) if v != ""}
+            )
+            out.positions.append(line)
+    except csv.Error as exc:
+        raise InvalidInput(f"CSV error at line {reader.line_num}: {exc}", field="data") from None
+    return out

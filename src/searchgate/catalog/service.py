@@ -1,0 +1,382 @@
+"""Collections and records: the source of truth every search index is derived from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from searchgate.catalog import changelog
+from searchgate.catalog.models import CollectionRow, RecordRow
+from searchgate.catalog.settings import CollectionSettings, infer_settings
+from searchgate.catalog.validation import (
+    InvalidRecord,
+    ValidRecord,
+    check_collection_name,
+    validate_record,
+)
+from searchgate.config import Limits
+from searchgate.db import Database
+from searchgate.errors import InvalidInput, LimitExceeded, NotFound, UploadRejected
+
+MAX_REPORTED_INVALID = 1000
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    settings: CollectionSettings
+    record_count: int
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "recordCount": self.record_count,
+            "createdAt": self.created_at.isoformat(),
+            "updatedAt": self.updated_at.isoformat(),
+            "settings": self.settings.public_dict(),
+        }
+
+
+@dataclass
+class WriteResult:
+    collection: str
+    seq: int
+    upserted: int = 0
+    deleted: int = 0
+    invalid: list[InvalidRecord] = field(default_factory=list)
+    invalid_count: int = 0
+    created_collection: bool = False
+
+
+def parse_settings(raw: Any) -> CollectionSettings:
+    try:
+        return CollectionSettings.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or None
+        raise InvalidInput(f"invalid settings: {err['msg']}", field=loc) from None
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class CatalogService:
+    def __init__(self, db: Database, limits: Limits) -> None:
+        self.db = db
+        self.limits = limits
+
+    # --- collections -------------------------------------------------------------
+
+    def _require_name(self, name: str) -> None:
+        problem = check_collection_name(name)
+        if problem:
+            raise InvalidInput(problem, field="collection")
+
+    def _load(self, s: Session, name: str) -> CollectionRow | None:
+        return s.get(CollectionRow, name)
+
+    def _info(self, s: Session, row: CollectionRow) -> CollectionInfo:
+        count = s.scalar(
+            select(func.count()).select_from(RecordRow).where(RecordRow.collection == row.name)
+        )
+        return CollectionInfo(
+            name=row.name,
+            settings=CollectionSettings.model_validate_json(row.settings_json),
+            record_count=int(count or 0),
+            created_at=_aware(row.created_at),
+            updated_at=_aware(row.updated_at),
+        )
+
+    def list_collections(self) -> list[CollectionInfo]:
+        with self.db.read() as s:
+            counts = dict(
+                s.execute(
+                    select(RecordRow.collection, func.count()).group_by(RecordRow.collection)
+                ).all()
+            )
+            rows = s.scalars(select(CollectionRow).order_by(CollectionRow.name)).all()
+            return [
+                CollectionInfo(
+                    name=r.name,
+                    settings=CollectionSettings.model_validate_json(r.settings_json),
+                    record_count=int(counts.get(r.name, 0)),
+                    created_at=_aware(r.created_at),
+                    updated_at=_aware(r.updated_at),
+                )
+                for r in rows
+            ]
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        with self.db.read() as s:
+            row = self._load(s, name)
+            if row is None:
+                raise NotFound(f"collection {name!r} does not exist", field="collection")
+            return self._info(s, row)
+
+    def settings_of(self, name: str) -> CollectionSettings | None:
+        with self.db.read() as s:
+            row = self._load(s, name)
+            return None if row is None else CollectionSettings.model_validate_json(row.settings_json)
+
+    def _check_room(self, s: Session) -> None:
+        count = s.scalar(select(func.count()).select_from(CollectionRow)) or 0
+        if count >= self.limits.max_collections:
+            raise LimitExceeded(
+                f"at most {self.limits.max_collections} collections "
+                "(SEARCHGATE_LIMIT_MAX_COLLECTIONS); delete one or raise the limit",
+                field="collection",
+            )
+
+    def put_settings(self, name: str, settings: CollectionSettings) -> tuple[CollectionInfo, bool]:
+        """Creates the collection or replaces its settings; the index is rebuilt."""
+        self._require_name(name)
+        now = datetime.now(UTC)
+        with self.db.write() as s:
+            row = self._load(s, name)
+            created = row is None
+            if row is None:
+                self._check_room(s)
+                row = CollectionRow(
+                    name=name, settings_json="", created_at=now, updated_at=now
+                )
+                s.add(row)
+            row.settings_json = settings.model_dump_json(by_alias=True)
+            row.updated_at = now
+            changelog.append(s, name, [(changelog.OP_REBUILD, None)])
+            s.flush()
+            return self._info(s, row), created
+
+    def delete_collection(self, name: str) -> int:
+        """Irreversible: records, settings and index go. Returns the records removed."""
+        with self.db.write() as s:
+            row = self._load(s, name)
+            if row is None:
+                raise NotFound(f"collection {name!r} does not exist", field="collection")
+            result = s.execute(delete(RecordRow).where(RecordRow.collection == name))
+            s.delete(row)
+            changelog.append(s, name, [(changelog.OP_DROP, None)])
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # --- records -----------------------------------------------------------------
+
+    def get_record(self, name: str, record_id: str) -> dict[str, Any]:
+        with self.db.read() as s:
+            data = s.scalar(
+                select(RecordRow.data).where(
+                    RecordRow.collection == name, RecordRow.record_id == record_id
+                )
+            )
+            if data is None:
+                if self._load(s, name) is None:
+                    raise NotFound(f"collection {name!r} does not exist", field="collection")
+                raise NotFound(f"no record with id {record_id!r} in {name!r}", field="id")
+            result: dict[str, Any] = orjson.loads(data)
+            return result
+
+    def browse_records(self, name: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            q = select(RecordRow.data).where(RecordRow.collection == name)
+            if after is not None:
+                q = q.where(RecordRow.record_id > after)
+            rows = s.scalars(q.order_by(RecordRow.record_id).limit(limit)).all()
+            return [orjson.loads(d) for d in rows]
+
+    def write_records(
+        self,
+        name: str,
+        records: Sequence[Any],
+        *,
+        replace: bool = False,
+        fail_on_first_error: bool = False,
+        positions: Sequence[int] | None = None,
+        position_kind: str = "index",
+        unparsable: Sequence[InvalidRecord] = (),
+    ) -> WriteResult:
+        """Upserts records by id (or replaces the whole catalog) in one transaction.
+
+        Returns only after the transaction committed: an acknowledged record is durable.
+        """
+        self._require_name(name)
+        if len(records) > self.limits.max_records_per_request:
+            raise LimitExceeded(
+                f"at most {self.limits.max_records_per_request} records per request; "
+                "split the upload",
+                field="records",
+            )
+        now = datetime.now(UTC)
+        with self.db.write() as s:
+            row = self._load(s, name)
+            created = row is None
+            if row is None:
+                self._check_room(s)
+                sample = [r for r in records[:1000] if isinstance(r, dict)]
+                settings = infer_settings(sample)
+                row = CollectionRow(
+                    name=name,
+                    settings_json=settings.model_dump_json(by_alias=True),
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(row)
+                s.flush()
+            else:
+                settings = CollectionSettings.model_validate_json(row.settings_json)
+            valid, invalid, invalid_count = self._validate_all(
+                records, settings, positions, position_kind
+            )
+            if unparsable:
+                invalid = sorted([*unparsable, *invalid], key=lambda r: r.position)
+                invalid = invalid[:MAX_REPORTED_INVALID]
+                invalid_count += len(unparsable)
+            if invalid_count and fail_on_first_error:
+                first = invalid[0]
+                raise UploadRejected(
+                    f"record at {first.position_kind} {first.position} is invalid: "
+                    f"{first.reason}; nothing was applied (failOnFirstError)",
+                    field=first.field,
+                    invalidRecordCount=invalid_count,
+                    invalidRecordDetails=[i.to_dict() for i in invalid],
+                )
+            # The last occurrence of an id in one request wins, as with separate calls.
+            by_id: dict[str, ValidRecord] = {}
+            for rec in valid:
+                by_id.pop(rec.record_id, None)
+                by_id[rec.record_id] = rec
+            ops: list[tuple[str, str | None]] = []
+            if created:
+                ops.append((changelog.OP_CREATE, None))
+            if replace:
+                ops.append((changelog.OP_CLEAR, None))
+            head = len(ops)
+            ops.extend((changelog.OP_UPSERT, rid) for rid in by_id)
+            last = changelog.append(s, name, ops)
+            first_seq = last - len(ops) + 1 + head
+            if replace:
+                s.execute(delete(RecordRow).where(RecordRow.collection == name))
+            rows = [
+                {"collection": name, "record_id": rid, "data": rec.data, "seq": first_seq + i}
+                for i, (rid, rec) in enumerate(by_id.items())
+            ]
+            self._upsert_rows(s, rows)
+            return WriteResult(
+                collection=name,
+                seq=last,
+                upserted=len(rows),
+                invalid=invalid,
+                invalid_count=invalid_count,
+                created_collection=created,
+            )
+
+    def _validate_all(
+        self,
+        records: Sequence[Any],
+        settings: CollectionSettings,
+        positions: Sequence[int] | None,
+        position_kind: str,
+    ) -> tuple[list[ValidRecord], list[InvalidRecord], int]:
+        valid: list[ValidRecord] = []
+        invalid: list[InvalidRecord] = []
+        invalid_count = 0
+        for i, raw in enumerate(records):
+            rec, problem = validate_record(raw, settings, self.limits)
+            if rec is not None:
+                valid.append(rec)
+                continue
+            invalid_count += 1
+            if len(invalid) < MAX_REPORTED_INVALID and problem is not None:
+                pos = positions[i] if positions is not None else i
+                rid = raw.get(settings.id_field) if isinstance(raw, dict) else None
+                invalid.append(
+                    InvalidRecord(
+                        position=pos,
+                        position_kind=position_kind,
+                        field=problem[0],
+                        reason=problem[1],
+                        record_id=str(rid) if isinstance(rid, str | int) else None,
+                    )
+                )
+        return valid, invalid, invalid_count
+
+    def _upsert_rows(self, s: Session, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        dialect = s.get_bind().dialect.name
+        ins = postgresql.insert(RecordRow) if dialect == "postgresql" else sqlite.insert(RecordRow)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[RecordRow.collection, RecordRow.record_id],
+            set_={"data": ins.excluded.data, "seq": ins.excluded.seq},
+        )
+        for start in range(0, len(rows), 2000):
+            s.execute(stmt, rows[start : start + 2000])
+
+    def delete_records(self, name: str, record_ids: Sequence[str]) -> WriteResult:
+        if len(record_ids) > self.limits.max_records_per_request:
+            raise LimitExceeded(
+                f"at most {self.limits.max_records_per_request} ids per request", field="ids"
+            )
+        with self.db.write() as s:
+            if self._load(s, name) is None:
+                raise NotFound(f"collection {name!r} does not exist", field="collection")
+            ids = list(dict.fromkeys(record_ids))
+            existing: list[str] = []
+            for start in range(0, len(ids), 1000):
+                chunk = ids[start : start + 1000]
+                existing.extend(
+                    s.scalars(
+                        select(RecordRow.record_id).where(
+                            RecordRow.collection == name, RecordRow.record_id.in_(chunk)
+                        )
+                    )
+                )
+            for start in range(0, len(existing), 1000):
+                chunk = existing[start : start + 1000]
+                s.execute(
+                    delete(RecordRow).where(
+                        tuple_(RecordRow.collection, RecordRow.record_id).in_(
+                            [(name, rid) for rid in chunk]
+                        )
+                    )
+                )
+            last = changelog.append(s, name, [(changelog.OP_DELETE, rid) for rid in existing])
+            return WriteResult(collection=name, seq=last, deleted=len(existing))
+
+    # --- for indexers ------------------------------------------------------------
+
+    def iter_all_records(self, name: str, chunk: int = 5000) -> Iterator[list[tuple[str, str]]]:
+        after = ""
+        while True:
+            with self.db.read() as s:
+                rows = s.execute(
+                    select(RecordRow.record_id, RecordRow.data)
+                    .where(RecordRow.collection == name, RecordRow.record_id > after)
+                    .order_by(RecordRow.record_id)
+                    .limit(chunk)
+                ).all()
+            if not rows:
+                return
+            yield [(r[0], r[1]) for r in rows]
+            after = rows[-1][0]
+
+    def record_count(self, name: str) -> int:
+        with self.db.read() as s:
+            return int(
+                s.scalar(
+                    select(func.count()).select_from(RecordRow).where(RecordRow.collection == name)
+                )
+                or 0
+            )
+
+    def current_seq(self) -> int:
+        with self.db.read() as s:
+            return changelog.current_seq(s)

@@ -1,0 +1,40 @@
+"""Options and helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from searchgate.config import Settings
+from searchgate.errors import SearchgateError
+
+console = Console(stderr=True)
+
+DataDir = typer.Option(
+    None, "--data-dir", help="Data directory (default ./data; env SEARCHGATE_DATA_DIR)"
+)
+JsonOut = typer.Option(False, "--json", help="Print machine-readable JSON on stdout")
+
+
+def settings_for(data_dir: Path | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return Settings(**overrides)
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def fail(exc: SearchgateError, as_json: bool) -> None:
+    if as_json:
+        emit_json({"error": exc.to_dict()})
+    else:
+        console.print(f"[red]error:[/red] {exc.message}")
+    raise typer.Exit(code=2)

@@ -1,0 +1,213 @@
+"""``searchgate``: serve, migrate, demo, reindex and keys."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import orjson
+import typer
+import uvicorn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from searchgate.catalog import changelog
+from searchgate.catalog.service import parse_settings
+from searchgate.cli import keys as keys_cli
+from searchgate.cli.common import DataDir, console, settings_for
+from searchgate.config import Settings
+from searchgate.demo import DEMO_QUERIES, demo_settings, generate
+from searchgate.engines.tantivy.engine import TantivyEngine
+from searchgate.engines.tantivy.store import SlotLock
+from searchgate.errors import SearchgateError
+from searchgate.indexer import Indexer
+from searchgate.migrations import upgrade
+from searchgate.runtime import Services, build_services
+from searchgate.search.querylog import QueryLog
+
+app = typer.Typer(
+    help="Searchgate: self-hosted commerce search with carefully handled client keys.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_cli.app, name="keys")
+
+DEMO_KEY_NAME = "demo"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def load_demo(services: Services, count: int, collection: str = "default") -> int:
+    """Writes the generated catalog (in batches, each acknowledged once committed)."""
+    catalog = services.catalog
+    if catalog.settings_of(collection) is None:
+        catalog.put_settings(collection, parse_settings(demo_settings()))
+    batch: list[dict[str, object]] = []
+    written = 0
+    with _progress() as progress:
+        task = progress.add_task(f"writing {count} demo products", total=count)
+        for record in generate(count):
+            batch.append(record)
+            if len(batch) == 5000:
+                written += catalog.write_records(collection, batch).upserted
+                progress.advance(task, len(batch))
+                batch = []
+        if batch:
+            written += catalog.write_records(collection, batch).upserted
+            progress.advance(task, len(batch))
+    QueryLog(services.db).add_counts(collection, DEMO_QUERIES)
+    return written
+
+
+def _demo_key(services: Services, settings: Settings) -> None:
+    path = settings.secrets_dir / "demo-client-key"
+    if any(k.name == DEMO_KEY_NAME for k in services.keys.list()):
+        console.print(
+            f"Demo client key: created on first start, kept in {path} (mode 0600)."
+        )
+        return
+    created = services.keys.create(DEMO_KEY_NAME)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(created.secret + "\n")
+    console.print("[bold]Demo client key[/bold] (shown once; also saved to "
+                  f"{path}, mode 0600):")
+    console.print(f"  {created.secret}")
+    console.print(
+        "Try: curl -s http://%s:%d/api/v1/search -H 'Authorization: Bearer <key>' "
+        "-d '{\"query\": \"macbook\"}'" % (settings.host, settings.port)
+    )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)"),
+    port: int = typer.Option(None, "--port", help="Port (default 8080)"),
+    data_dir: Path | None = DataDir,
+    workers: int = typer.Option(None, "--workers", help="Server processes (default 1)"),
+    demo: bool = typer.Option(False, "--demo", help="Load the demo catalog when empty"),
+    demo_count: int = typer.Option(10_000, "--demo-count", help="Products in the demo catalog"),
+) -> None:
+    """Apply pending migrations and serve the data plane."""
+    overrides: dict[str, object] = {}
+    for name, value in (("host", host), ("port", port), ("data_dir", data_dir),
+                        ("workers", workers)):
+        if value is not None:
+            overrides[name] = value
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    services = build_services(settings)
+    if demo:
+        if services.catalog.settings_of("default") is None:
+            n = load_demo(services, demo_count)
+            console.print(f"Loaded {n} demo products into collection 'default'.")
+        _demo_key(services, settings)
+    services.db.dispose()
+    # Worker processes read their settings from the environment, like any deployment.
+    os.environ["SEARCHGATE_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["SEARCHGATE_HOST"] = settings.host
+    os.environ["SEARCHGATE_PORT"] = str(settings.port)
+    if settings.database_url:
+        os.environ["SEARCHGATE_DATABASE_URL"] = settings.database_url
+    console.print(f"Searchgate listening on http://{settings.host}:{settings.port}")
+    uvicorn.run(
+        "searchgate.api.factory:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def migrate(data_dir: Path | None = DataDir) -> None:
+    """Apply pending database migrations."""
+    settings = settings_for(data_dir)
+    settings.ensure_dirs()
+    upgrade(settings.resolved_database_url)
+    console.print("database is up to date")
+
+
+@app.command()
+def demo(
+    count: int = typer.Option(10_000, "--count", help="How many products"),
+    collection: str = typer.Option("default", "--collection"),
+    data_dir: Path | None = DataDir,
+) -> None:
+    """Write a realistic generated electronics catalog into a collection."""
+    services = build_services(settings_for(data_dir))
+    try:
+        n = load_demo(services, count, collection)
+    except SearchgateError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {n} products into {collection!r}")
+
+
+@app.command()
+def reindex(
+    collection: list[str] = typer.Option(None, "--collection", help="Only these (repeatable)"),
+    data_dir: Path | None = DataDir,
+) -> None:
+    """Rebuild search indexes from the records in the database.
+
+    Running servers rebuild their own copies when they read the request from the change
+    log; copies that no server holds are rebuilt here, with progress.
+    """
+    settings = settings_for(data_dir)
+    services = build_services(settings)
+    names = collection or [c.name for c in services.catalog.list_collections()]
+    known = {c.name for c in services.catalog.list_collections()}
+    for name in names:
+        if name not in known:
+            console.print(f"[red]error:[/red] collection {name!r} does not exist")
+            raise typer.Exit(2)
+    with services.db.write() as s:
+        for name in names:
+            changelog.append(s, name, [(changelog.OP_REBUILD, None)])
+    free = SlotLock.free_slots(settings.index_dir) or [0]
+    for n in free:
+        lock = SlotLock(settings.index_dir)
+        try:
+            slot = lock.acquire(only=n)
+        except RuntimeError:
+            continue
+        try:
+            engine = TantivyEngine(slot, settings.index_writer_heap_bytes,
+                                   settings.index_writer_threads)
+            indexer = Indexer(services.db, services.catalog, engine, f"reindex:{slot.name}")
+            with _progress() as progress:
+                task = progress.add_task(f"{slot.name}: rebuilding {len(names)} collection(s)",
+                                         total=None)
+
+                def report(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                indexer.repair(report)
+                indexer.catch_up(report)
+            engine.close()
+        finally:
+            lock.release()
+    console.print(f"reindexed {', '.join(names) or 'nothing'}")
+
+
+@app.command("settings")
+def show_settings(data_dir: Path | None = DataDir) -> None:
+    """Print the effective settings (without secrets)."""
+    settings = settings_for(data_dir)
+    data = settings.model_dump(mode="json", exclude={"key_pepper"})
+    data["database_url"] = settings.resolved_database_url.split("@")[-1]
+    typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    app()

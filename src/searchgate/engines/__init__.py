@@ -1,0 +1,1 @@
+"""Search engines, reached through the ``SearchEngine`` protocol."""

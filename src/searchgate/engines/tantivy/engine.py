@@ -1,0 +1,273 @@
+"""Applying changes to, and searching, one process's tantivy indexes."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import tantivy
+
+from searchgate.catalog.settings import CollectionSettings
+from searchgate.engines.base import (
+    FacetResult,
+    Filter,
+    SearchPlan,
+    SearchResult,
+    TextQuery,
+)
+from searchgate.engines.tantivy.layout import ID, VOCAB, Layout, words
+from searchgate.engines.tantivy.query import QueryCompiler, run_search
+from searchgate.engines.tantivy.store import (
+    CollectionIndex,
+    SlotState,
+    open_index,
+    remove_unreferenced,
+)
+
+
+class UnknownCollection(LookupError):
+    pass
+
+
+class TantivyEngine:
+    def __init__(self, slot: Path, heap_bytes: int = 256 * 1024 * 1024, threads: int = 2) -> None:
+        self.slot = slot
+        self.heap_bytes = heap_bytes
+        self.threads = threads
+        self.state = SlotState.load(slot)
+        self._indexes: dict[str, CollectionIndex] = {}
+        # Rebuilt indexes wait here until their commit, so searches keep the old one.
+        self._pending: dict[str, CollectionIndex] = {}
+        self._write_lock = threading.Lock()
+        self._open_all()
+
+    # --- opening -------------------------------------------------------------------
+
+    def _open_all(self) -> None:
+        broken = []
+        for name, entry in self.state.collections.items():
+            try:
+                self._indexes[name] = self._open(name, entry["dir"], entry["layout_settings"])
+            except (OSError, ValueError, KeyError):
+                broken.append(name)
+        for name in broken:
+            # Missing or unreadable: forgotten here, so the indexer rebuilds it.
+            self.state.collections.pop(name, None)
+        remove_unreferenced(self.slot, self.state)
+
+    def _open(self, name: str, dirname: str, settings_json: str) -> CollectionIndex:
+        layout = Layout.of(CollectionSettings.model_validate_json(settings_json))
+        index, schema = open_index(self.slot / dirname, layout, create=False)
+        return CollectionIndex(
+            name=name,
+            dirname=dirname,
+            layout=layout,
+            settings=CollectionSettings.model_validate_json(settings_json),
+            index=index,
+            schema=schema,
+            searcher=index.searcher(),
+        )
+
+    def _new_dir(self) -> str:
+        self.state.generation += 1
+        return f"c-{self.state.generation}"
+
+    def _create(self, name: str, settings: CollectionSettings) -> CollectionIndex:
+        dirname = self._new_dir()
+        layout = Layout.of(settings)
+        path = self.slot / dirname
+        if path.exists():
+            shutil.rmtree(path)
+        index, schema = open_index(path, layout, create=True)
+        return CollectionIndex(
+            name=name,
+            dirname=dirname,
+            layout=layout,
+            settings=settings,
+            index=index,
+            schema=schema,
+            searcher=index.searcher(),
+        )
+
+    # --- IndexWriterPort -------------------------------------------------------------
+
+    def applied_seq(self) -> int:
+        return self.state.applied_seq
+
+    def collections(self) -> list[str]:
+        return sorted(self._indexes)
+
+    def matches(self, collection: str, settings: CollectionSettings) -> bool:
+        ci = self._indexes.get(collection)
+        return ci is not None and ci.layout.fingerprint == Layout.of(settings).fingerprint
+
+    def prepare(self, collection: str, settings: CollectionSettings) -> bool:
+        pending = self._pending.get(collection)
+        if pending is not None:
+            return pending.layout.fingerprint == Layout.of(settings).fingerprint
+        return self.matches(collection, settings)
+
+    def _writer(self, ci: CollectionIndex) -> tantivy.IndexWriter:
+        if ci.writer is None:
+            ci.writer = ci.index.writer(self.heap_bytes, self.threads)
+        return ci.writer
+
+    def _get(self, collection: str) -> CollectionIndex:
+        ci = self._indexes.get(collection)
+        if ci is None:
+            raise UnknownCollection(collection)
+        return ci
+
+    def _get_for_write(self, collection: str) -> CollectionIndex | None:
+        return self._pending.get(collection) or self._indexes.get(collection)
+
+    def upsert(self, collection: str, record_id: str, source: str) -> None:
+        ci = self._get_for_write(collection)
+        if ci is None:
+            raise UnknownCollection(collection)
+        w = self._writer(ci)
+        w.delete_documents_by_term(ID, record_id)
+        w.add_document(tantivy.Document.from_dict(ci.layout.document(record_id, source), ci.schema))
+        ci.dirty = True
+
+    def delete(self, collection: str, record_id: str) -> None:
+        ci = self._get_for_write(collection)
+        if ci is None:
+            return
+        self._writer(ci).delete_documents_by_term(ID, record_id)
+        ci.dirty = True
+
+    def clear(self, collection: str) -> None:
+        ci = self._get_for_write(collection)
+        if ci is None:
+            raise UnknownCollection(collection)
+        self._writer(ci).delete_all_documents()
+        ci.dirty = True
+
+    def drop(self, collection: str) -> None:
+        for ci in (self._pending.pop(collection, None), self._indexes.pop(collection, None)):
+            if ci is not None and ci.writer is not None:
+                ci.writer.rollback()
+                ci.writer = None
+        self.state.collections.pop(collection, None)
+
+    def rebuild(
+        self,
+        collection: str,
+        settings: CollectionSettings,
+        chunks: Iterable[list[tuple[str, str]]],
+    ) -> int:
+        """Builds a fresh index beside the live one and swaps it in when committed."""
+        for old in (self._pending.pop(collection, None), self._indexes.get(collection)):
+            if old is not None and old.writer is not None:
+                old.writer.rollback()
+                old.writer = None
+        ci = self._create(collection, settings)
+        writer = self._writer(ci)
+        count = 0
+        for chunk in chunks:
+            for record_id, source in chunk:
+                writer.add_document(
+                    tantivy.Document.from_dict(ci.layout.document(record_id, source), ci.schema)
+                )
+            count += len(chunk)
+        ci.dirty = True
+        self._pending[collection] = ci
+        self.state.collections[collection] = {
+            "dir": ci.dirname,
+            "layout_settings": settings.model_dump_json(by_alias=True),
+        }
+        return count
+
+    def commit(self, applied_seq: int) -> None:
+        with self._write_lock:
+            committed = []
+            for ci in [*self._indexes.values(), *self._pending.values()]:
+                if ci.dirty and ci.writer is not None:
+                    ci.writer.commit()
+                    ci.dirty = False
+                    committed.append(ci)
+            self.state.applied_seq = applied_seq
+            # The state file is written after the indexes: a crash in between only
+            # makes the indexer re-apply changes, which are idempotent.
+            self.state.save(self.slot)
+            for ci in committed:
+                ci.refresh()
+            if self._pending:
+                self._indexes.update(self._pending)
+                self._pending.clear()
+            remove_unreferenced(self.slot, self.state)
+
+    def close(self) -> None:
+        for ci in [*self._indexes.values(), *self._pending.values()]:
+            if ci.writer is not None:
+                ci.writer.rollback()
+                ci.writer = None
+
+    # --- SearchEngine ------------------------------------------------------------------
+
+    def has_collection(self, collection: str) -> bool:
+        return collection in self._indexes
+
+    def settings_of(self, collection: str) -> CollectionSettings | None:
+        """The settings the searchable index was built with (consistent with it)."""
+        ci = self._indexes.get(collection)
+        return None if ci is None else ci.settings
+
+    def search(self, collection: str, plan: SearchPlan) -> SearchResult:
+        ci = self._get(collection)
+        return run_search(ci, plan)
+
+    def count(self, collection: str, text: TextQuery | None, filter: Filter) -> int:
+        ci = self._get(collection)
+        compiler = QueryCompiler(ci)
+        query = compiler.combine(compiler.text(text), compiler.filter(filter))
+        return int(ci.searcher.search(query, 1, count=True).count)
+
+    def facet(self, collection: str, plan: SearchPlan) -> dict[str, FacetResult]:
+        return self.search(collection, plan).facets
+
+    def complete_words(self, collection: str, prefix: str, limit: int) -> list[tuple[str, int]]:
+        ci = self._get(collection)
+        folded = words(prefix)
+        if not folded:
+            return []
+        pairs = ci.searcher.terms_with_prefix(VOCAB, folded[-1], limit=limit)
+        return [(str(t), int(c)) for t, c in pairs]
+
+    def similar_words(self, collection: str, word: str, limit: int) -> list[tuple[str, int]]:
+        ci = self._get(collection)
+        folded = words(word)
+        if not folded or len(folded[0]) < 3:
+            return []
+        w = folded[0]
+        max_distance = 1 if len(w) <= 5 else 2
+        seen: dict[str, int] = {}
+        for prefix in (w[:2], w[:1]):
+            for term, count in ci.searcher.terms_with_prefix(VOCAB, prefix, limit=5000):
+                term = str(term)
+                if term != w and abs(len(term) - len(w)) <= max_distance:
+                    if _distance(term, w, max_distance) <= max_distance:
+                        seen[term] = int(count)
+            if seen:
+                break
+        return sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+
+def _distance(a: str, b: str, cap: int) -> int:
+    """Optimal string alignment distance, giving up beyond ``cap``."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > cap:
+            return cap + 1
+        prev2, prev = prev, cur
+    return prev[-1]

@@ -1,0 +1,1 @@
+"""Client keys: format, hashing, scopes and verification."""

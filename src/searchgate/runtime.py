@@ -1,0 +1,128 @@
+"""The composition root: builds the database, services, engine and indexer once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from searchgate.catalog.areas import AreaService
+from searchgate.catalog.models import IndexNodeRow
+from searchgate.catalog.service import CatalogService
+from searchgate.config import Settings
+from searchgate.db import Database
+from searchgate.engines.tantivy.engine import TantivyEngine
+from searchgate.engines.tantivy.store import SlotLock
+from searchgate.indexer import Indexer
+from searchgate.keys.hashing import load_or_create_pepper
+from searchgate.keys.service import KeyService
+from searchgate.migrations import upgrade
+from searchgate.search.querylog import QueryLog
+from searchgate.search.sayt import SaytService
+from searchgate.search.service import SearchService
+
+
+# A process whose index position is older than this is taken to be gone.
+NODE_LIVE_SECONDS = 10.0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    catalog: CatalogService
+    areas: AreaService
+    keys: KeyService
+
+
+def build_services(settings: Settings, migrate: bool = True) -> Services:
+    settings.ensure_dirs()
+    url = settings.resolved_database_url
+    if migrate:
+        upgrade(url)
+    db = Database(url)
+    pepper = load_or_create_pepper(settings.secrets_dir, settings.key_pepper)
+    return Services(
+        settings=settings,
+        db=db,
+        catalog=CatalogService(db, settings.limits),
+        areas=AreaService(db),
+        keys=KeyService(db, pepper, settings.key_cache_seconds),
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything one server process runs: services plus its own index copy."""
+
+    services: Services
+    engine: TantivyEngine
+    indexer: Indexer
+    search: SearchService
+    sayt: SaytService
+    query_log: QueryLog
+    slot_lock: SlotLock
+    started: bool = field(default=False)
+
+    def start(self) -> None:
+        self.indexer.start()
+        self.query_log.start()
+        self.started = True
+
+    def wait_searchable(self, seq: int, timeout: float) -> bool:
+        """True once this process and every other live one have indexed ``seq``."""
+        deadline = time.monotonic() + timeout
+        if not self.indexer.wait_for(seq, timeout):
+            return False
+        while True:
+            cutoff = datetime.now(UTC) - timedelta(seconds=NODE_LIVE_SECONDS)
+            with self.services.db.read() as s:
+                behind = s.scalar(
+                    select(func.count())
+                    .select_from(IndexNodeRow)
+                    .where(IndexNodeRow.heartbeat_at >= cutoff, IndexNodeRow.applied_seq < seq)
+                )
+            if not behind:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.query_log.stop()
+        self.indexer.stop()
+        self.engine.close()
+        self.slot_lock.release()
+        self.services.db.dispose()
+
+
+def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
+    services = build_services(settings, migrate=migrate)
+    lock = SlotLock(settings.index_dir)
+    slot = lock.acquire()
+    engine = TantivyEngine(slot, settings.index_writer_heap_bytes, settings.index_writer_threads)
+    node = f"{socket.gethostname()}:{os.getpid()}:{slot.name}"
+    indexer = Indexer(services.db, services.catalog, engine, node, settings.indexer_poll_seconds)
+    query_log = QueryLog(services.db)
+    search = SearchService(
+        engine,
+        services.catalog,
+        services.areas,
+        settings.limits,
+        engine.settings_of,
+        query_log.record,
+    )
+    sayt = SaytService(engine, services.catalog, services.areas, query_log, settings.limits)
+    return Runtime(
+        services=services,
+        engine=engine,
+        indexer=indexer,
+        search=search,
+        sayt=sayt,
+        query_log=query_log,
+        slot_lock=lock,
+    )

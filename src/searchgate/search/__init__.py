@@ -1,0 +1,1 @@
+"""Query planning: GroupBy request -> engine plan -> GroupBy response."""

@@ -1,0 +1,133 @@
+"""Counts what people search for (queries that found something), for SAYT suggestions.
+
+Counting happens in memory and is flushed to the database in the background, so a
+search never waits on a write.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import logging
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from searchgate.catalog.models import QueryStatRow
+from searchgate.db import Database
+from searchgate.engines.tantivy.layout import words
+
+log = logging.getLogger("searchgate.querylog")
+MAX_QUERY = 256
+
+
+def normalise(query: str) -> str:
+    return " ".join(words(query))[:MAX_QUERY]
+
+
+class QueryLog:
+    def __init__(
+        self, db: Database, flush_seconds: float = 5.0, reload_seconds: float = 30.0
+    ) -> None:
+        self.db = db
+        self.flush_seconds = flush_seconds
+        self.reload_seconds = reload_seconds
+        self._pending: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # collection -> (loaded at, sorted queries, counts aligned with them)
+        self._popular: dict[str, tuple[float, list[str], list[int]]] = {}
+
+    def record(self, collection: str, query: str) -> None:
+        q = normalise(query)
+        if q:
+            with self._lock:
+                self._pending[(collection, q)] += 1
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="searchgate-querylog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            try:
+                self.flush()
+            except Exception:
+                log.warning("could not flush query counts; will retry", exc_info=True)
+
+    def flush(self) -> int:
+        with self._lock:
+            pending, self._pending = self._pending, Counter()
+        if not pending:
+            return 0
+        now = datetime.now(UTC)
+        try:
+            with self.db.write() as s:
+                dialect = s.get_bind().dialect.name
+                ins = postgresql.insert(QueryStatRow) if dialect == "postgresql" else sqlite.insert(
+                    QueryStatRow
+                )
+                for (collection, q), n in pending.items():
+                    s.execute(
+                        ins.values(collection=collection, query=q, count=n, last_seen=now)
+                        .on_conflict_do_update(
+                            index_elements=[QueryStatRow.collection, QueryStatRow.query],
+                            set_={"count": QueryStatRow.count + n, "last_seen": now},
+                        )
+                    )
+        except Exception:
+            with self._lock:
+                self._pending.update(pending)
+            raise
+        return len(pending)
+
+    def add_counts(self, collection: str, counts: dict[str, int]) -> None:
+        """Seeds popularity (for the demo, or an import of a storefront's query log)."""
+        with self._lock:
+            for q, n in counts.items():
+                key = normalise(q)
+                if key:
+                    self._pending[(collection, key)] += n
+        self.flush()
+        self._popular.pop(collection, None)
+
+    def _load(self, collection: str) -> tuple[list[str], list[int]]:
+        now = time.monotonic()
+        cached = self._popular.get(collection)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        with self.db.read() as s:
+            rows = s.execute(
+                select(QueryStatRow.query, QueryStatRow.count)
+                .where(QueryStatRow.collection == collection)
+                .order_by(QueryStatRow.query)
+            ).all()
+        queries = [r[0] for r in rows]
+        counts = [int(r[1]) for r in rows]
+        self._popular[collection] = (now + self.reload_seconds, queries, counts)
+        return queries, counts
+
+    def completions(self, collection: str, prefix: str, limit: int) -> list[tuple[str, int]]:
+        """Popular queries that start with ``prefix`` (normalised), most searched first."""
+        p = normalise(prefix)
+        if not p or limit <= 0:
+            return []
+        if prefix.endswith(" "):
+            p += " "
+        queries, counts = self._load(collection)
+        lo = bisect.bisect_left(queries, p)
+        hi = bisect.bisect_left(queries, p + "\uffff")
+        span = range(lo, hi)
+        best = heapq.nsmallest(limit, span, key=lambda i: (-counts[i], queries[i]))
+        return [(queries[i], counts[i]) for i in best]
