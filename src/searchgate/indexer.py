@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -124,7 +124,7 @@ class Indexer:
         total = self.catalog.record_count(name)
         done = 0
 
-        def chunks():  # type: ignore[no-untyped-def]
+        def chunks() -> Iterator[list[tuple[str, str]]]:
             nonlocal done
             for chunk in self.catalog.iter_all_records(name, CHUNK):
                 yield chunk
@@ -221,8 +221,10 @@ class Indexer:
                 s.execute(
                     ins.values(**values).on_conflict_do_update(
                         index_elements=[IndexNodeRow.node],
-                        set_={"applied_seq": values["applied_seq"],
-                              "heartbeat_at": values["heartbeat_at"]},
+                        set_={
+                            "applied_seq": values["applied_seq"],
+                            "heartbeat_at": values["heartbeat_at"],
+                        },
                     )
                 )
         except Exception:

@@ -25,7 +25,6 @@ from searchgate.search.querylog import QueryLog
 from searchgate.search.sayt import SaytService
 from searchgate.search.service import SearchService
 
-
 # A process whose index position is older than this is taken to be gone.
 NODE_LIVE_SECONDS = 10.0
 

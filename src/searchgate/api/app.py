@@ -6,12 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from searchgate import __version__
-from searchgate.api import errors, routes_collections, routes_ops, routes_sayt, routes_search
-from searchgate.api import routes_upload
+from searchgate.api import (
+    errors,
+    routes_collections,
+    routes_ops,
+    routes_sayt,
+    routes_search,
+    routes_upload,
+)
 from searchgate.api.middleware import RequestMiddleware
+from searchgate.api.responses import JsonResponse
 from searchgate.config import Settings
 from searchgate.runtime import Runtime, build_runtime
 
@@ -34,7 +40,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(
         title="Searchgate data plane",
         version=__version__,
-        default_response_class=ORJSONResponse,
+        default_response_class=JsonResponse,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,

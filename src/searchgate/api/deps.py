@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi.responses import ORJSONResponse
 from starlette.requests import Request
 
+from searchgate.api.responses import JsonResponse
 from searchgate.errors import InvalidInput
 from searchgate.runtime import Runtime
 
@@ -34,8 +34,8 @@ def body_client_key(body: Any) -> str | None:
     return None
 
 
-def json_response(content: Any, status: int = 200) -> ORJSONResponse:
-    return ORJSONResponse(content, status_code=status)
+def json_response(content: Any, status: int = 200) -> JsonResponse:
+    return JsonResponse(content, status_code=status)
 
 
 REQUEST_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from searchgate import errors
+from searchgate.api.responses import JsonResponse
 
 STATUS: dict[type[errors.SearchgateError], int] = {
     errors.InvalidInput: 400,
@@ -41,7 +41,7 @@ def error_body(request: Request, code: str, message: str, **extra: Any) -> dict[
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.SearchgateError)
-    async def _service_error(request: Request, exc: errors.SearchgateError) -> ORJSONResponse:
+    async def _service_error(request: Request, exc: errors.SearchgateError) -> JsonResponse:
         status = exc.status if isinstance(exc, AuthError) else STATUS.get(type(exc), 400)
         d = exc.to_dict()
         code, message = d.pop("code"), d.pop("message")
@@ -50,33 +50,38 @@ def install(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = 'Bearer realm="searchgate"'
         # Protocol clients read these two at the top level of a 420 upload answer.
         top = {k: d[k] for k in ("invalidRecordCount", "invalidRecordDetails") if k in d}
-        return ORJSONResponse(
+        return JsonResponse(
             {**error_body(request, code, message, **d), **top}, status_code=status, headers=headers
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JsonResponse:
         err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        return ORJSONResponse(
-            error_body(request, "invalid_request", f"{loc}: {err['msg']}" if loc else err["msg"],
-                       field=loc or None),
+        return JsonResponse(
+            error_body(
+                request,
+                "invalid_request",
+                f"{loc}: {err['msg']}" if loc else str(err["msg"]),
+                field=loc or None,
+            ),
             status_code=400,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JsonResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return ORJSONResponse(
-            error_body(request, code, str(exc.detail)), status_code=exc.status_code
-        )
+        return JsonResponse(error_body(request, code, str(exc.detail)), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
         # Logged with the request id by the access middleware; no trace leaves the server.
         request.state.error = exc
-        return ORJSONResponse(
-            error_body(request, "internal_error",
-                       "the server failed to handle this request; quote the request id"),
+        return JsonResponse(
+            error_body(
+                request,
+                "internal_error",
+                "the server failed to handle this request; quote the request id",
+            ),
             status_code=500,
         )

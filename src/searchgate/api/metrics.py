@@ -6,7 +6,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
-    "searchgate_requests", "HTTP requests by route and status", ["method", "route", "status"],
+    "searchgate_requests",
+    "HTTP requests by route and status",
+    ["method", "route", "status"],
     registry=REGISTRY,
 )
 LATENCY = Histogram(
@@ -17,7 +19,8 @@ LATENCY = Histogram(
     registry=REGISTRY,
 )
 INDEX_LAG = Gauge(
-    "searchgate_index_lag_changes", "changes committed but not yet searchable here",
+    "searchgate_index_lag_changes",
+    "changes committed but not yet searchable here",
     registry=REGISTRY,
 )
 RECORDS = Gauge(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from searchgate.api.auth import authenticate
 from searchgate.api.deps import REQUEST_BODY, json_body, json_response, runtime
+from searchgate.api.responses import JsonResponse
 from searchgate.catalog.ingest import parse_records, sniff_format
 from searchgate.catalog.service import WriteResult, parse_settings
 from searchgate.errors import InvalidInput, NotFound, Unavailable
@@ -38,9 +38,7 @@ def write_summary(result: WriteResult, searchable: bool | None) -> dict[str, Any
 async def wait_if_asked(rt: Runtime, seq: int, wait: bool) -> bool | None:
     if not wait:
         return None
-    ok = await run_in_threadpool(
-        rt.wait_searchable, seq, rt.services.settings.wait_timeout_seconds
-    )
+    ok = await run_in_threadpool(rt.wait_searchable, seq, rt.services.settings.wait_timeout_seconds)
     if not ok:
         raise Unavailable(
             "the records are stored (committed) but were not searchable within "
@@ -51,7 +49,7 @@ async def wait_if_asked(rt: Runtime, seq: int, wait: bool) -> bool | None:
 
 
 @router.get("/api/v1/collections", summary="List collections with record counts")
-async def list_collections(request: Request) -> ORJSONResponse:
+async def list_collections(request: Request) -> JsonResponse:
     rt = runtime(request)
     caller = authenticate(rt.services.keys, request, Scope.SEARCH)
     del caller
@@ -60,7 +58,7 @@ async def list_collections(request: Request) -> ORJSONResponse:
 
 
 @router.get("/api/v1/collections/{name}", summary="A collection's settings and record count")
-async def get_collection(request: Request, name: str) -> ORJSONResponse:
+async def get_collection(request: Request, name: str) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.SEARCH)
     info = await run_in_threadpool(rt.services.catalog.get_collection, name)
@@ -72,7 +70,7 @@ async def get_collection(request: Request, name: str) -> ORJSONResponse:
     summary="Create a collection or replace its settings (the index is rebuilt)",
     openapi_extra={"requestBody": REQUEST_BODY},
 )
-async def put_collection(request: Request, name: str) -> ORJSONResponse:
+async def put_collection(request: Request, name: str) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.COLLECTIONS_WRITE)
     body = await json_body(request)
@@ -86,7 +84,7 @@ async def put_collection(request: Request, name: str) -> ORJSONResponse:
     "/api/v1/collections/{name}",
     summary="Delete a collection with its records, index and settings (irreversible)",
 )
-async def delete_collection(request: Request, name: str) -> ORJSONResponse:
+async def delete_collection(request: Request, name: str) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.COLLECTIONS_DELETE)
     removed = await run_in_threadpool(rt.services.catalog.delete_collection, name)
@@ -104,8 +102,8 @@ async def write_records(
     name: str,
     mode: str = Query("upsert", pattern="^(upsert|replace)$"),
     wait: bool = False,
-    failOnFirstError: bool = False,  # noqa: N803 - protocol parameter name
-) -> ORJSONResponse:
+    failOnFirstError: bool = False,
+) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
     data = await request.body()
@@ -132,7 +130,7 @@ async def write_records(
 
 
 @router.get("/api/v1/collections/{name}/records/{record_id}", summary="One record by id")
-async def get_record(request: Request, name: str, record_id: str) -> ORJSONResponse:
+async def get_record(request: Request, name: str, record_id: str) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.SEARCH)
     record = await run_in_threadpool(rt.services.catalog.get_record, name, record_id)
@@ -142,7 +140,7 @@ async def get_record(request: Request, name: str, record_id: str) -> ORJSONRespo
 @router.delete("/api/v1/collections/{name}/records/{record_id}", summary="Delete one record")
 async def delete_record(
     request: Request, name: str, record_id: str, wait: bool = False
-) -> ORJSONResponse:
+) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
     result = await run_in_threadpool(rt.services.catalog.delete_records, name, [record_id])
@@ -158,7 +156,7 @@ async def delete_record(
     summary="Delete records by id",
     openapi_extra={"requestBody": REQUEST_BODY},
 )
-async def delete_records(request: Request, name: str, wait: bool = False) -> ORJSONResponse:
+async def delete_records(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
     body = await json_body(request)

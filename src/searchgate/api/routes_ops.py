@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -11,6 +10,7 @@ from starlette.responses import Response
 
 from searchgate.api import metrics
 from searchgate.api.deps import json_response, runtime
+from searchgate.api.responses import JsonResponse
 
 router = APIRouter(tags=["operations"])
 
@@ -19,12 +19,12 @@ READY_MAX_LAG = 100_000
 
 
 @router.get("/healthz", summary="The process is up")
-async def healthz() -> ORJSONResponse:
+async def healthz() -> JsonResponse:
     return json_response({"status": "ok"})
 
 
 @router.get("/readyz", summary="Database reachable and index caught up")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JsonResponse:
     rt = runtime(request)
 
     def check() -> dict[str, object]:

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from searchgate.api.auth import authenticate, presented_key
-from searchgate.api.errors import AuthError
 from searchgate.api.deps import runtime
+from searchgate.api.errors import AuthError
 from searchgate.errors import InvalidInput
 from searchgate.keys.scopes import Scope
 from searchgate.search.sayt import SaytRequest
@@ -28,12 +28,12 @@ async def sayt(
     collection: str = "default",
     area: str = "Production",
     language: str | None = None,
-    searchItems: int = 5,  # noqa: N803 - protocol parameter names
-    navigationItems: int = 5,  # noqa: N803
-    productItems: int = 0,  # noqa: N803
+    searchItems: int = 5,
+    navigationItems: int = 5,
+    productItems: int = 0,
     fuzzy: bool = False,
     alphabetize: bool = False,
-    productSort: str | None = None,  # noqa: N803
+    productSort: str | None = None,
     refinements: str | None = None,
     callback: str | None = None,
 ) -> Response:

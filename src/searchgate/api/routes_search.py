@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from searchgate.api.auth import authenticate
 from searchgate.api.deps import body_client_key, json_body, json_response, runtime
+from searchgate.api.responses import JsonResponse
 from searchgate.errors import InvalidInput
 from searchgate.keys.scopes import Scope
 from searchgate.search.request import SearchRequest, parse_search_request
 
 router = APIRouter(tags=["search"])
+SEARCH_SCHEMA = SearchRequest.model_json_schema(by_alias=True)
 
 
 @router.post(
@@ -22,11 +23,11 @@ router = APIRouter(tags=["search"])
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": SearchRequest.model_json_schema(by_alias=True)}},
+            "content": {"application/json": {"schema": SEARCH_SCHEMA}},
         }
     },
 )
-async def search(request: Request) -> ORJSONResponse:
+async def search(request: Request) -> JsonResponse:
     rt = runtime(request)
     body = await json_body(request)
     authenticate(rt.services.keys, request, Scope.SEARCH, body_client_key(body))
@@ -49,7 +50,7 @@ async def search(request: Request) -> ORJSONResponse:
                     "schema": {
                         "type": "object",
                         "properties": {
-                            "originalQuery": SearchRequest.model_json_schema(by_alias=True),
+                            "originalQuery": SEARCH_SCHEMA,
                             "navigationName": {"type": "string"},
                         },
                         "required": ["navigationName"],
@@ -59,7 +60,7 @@ async def search(request: Request) -> ORJSONResponse:
         }
     },
 )
-async def refinements(request: Request) -> ORJSONResponse:
+async def refinements(request: Request) -> JsonResponse:
     rt = runtime(request)
     body = await json_body(request)
     if not isinstance(body, dict):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from searchgate.api.auth import authenticate
 from searchgate.api.deps import json_response, runtime
+from searchgate.api.responses import JsonResponse
 from searchgate.api.routes_collections import wait_if_asked, write_summary
 from searchgate.catalog.ingest import parse_records, sniff_format
 from searchgate.errors import InvalidInput
@@ -70,15 +70,16 @@ async def _part(form_value: UploadFile | str | None) -> tuple[bytes, str | None]
         }
     },
 )
-async def upload_stream(request: Request) -> ORJSONResponse:
+async def upload_stream(request: Request) -> JsonResponse:
     rt = runtime(request)
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         raise InvalidInput(
             "expected multipart/form-data with a 'config' part and a 'data' part", field="body"
         )
-    async with request.form(max_files=2, max_fields=4, max_part_size=
-                            rt.services.settings.limits.max_body_bytes) as form:
+    async with request.form(
+        max_files=2, max_fields=4, max_part_size=rt.services.settings.limits.max_body_bytes
+    ) as form:
         config_bytes, _ = await _part(form.get("config"))
         data, data_type = await _part(form.get("data"))
     try:

@@ -47,7 +47,7 @@ class AreaService:
             self._cache = (now + self.cache_seconds, areas)
         return areas
 
-    def list(self) -> list[Area]:
+    def list_areas(self) -> list[Area]:
         return sorted(self._all().values(), key=lambda a: a.name)
 
     def get(self, name: str) -> Area:
@@ -119,9 +119,7 @@ def _check_params(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for i, p in enumerate(params):
         if not isinstance(p, dict) or not isinstance(p.get("key"), str) or not p["key"]:
-            raise InvalidInput(
-                "each site parameter is {key, value}", field=f"siteParams[{i}]"
-            )
+            raise InvalidInput("each site parameter is {key, value}", field=f"siteParams[{i}]")
         out.append({"key": p["key"], "value": p.get("value")})
     if len(out) > 100:
         raise InvalidInput("at most 100 site parameters", field="siteParams")

@@ -65,8 +65,9 @@ def _ndjson(data: bytes) -> Parsed:
             out.positions.append(n)
         except orjson.JSONDecodeError as exc:
             out.unparsable.append(
-                InvalidRecord(position=n, position_kind="line", field=None,
-                              reason=f"not valid JSON: {exc}")
+                InvalidRecord(
+                    position=n, position_kind="line", field=None, reason=f"not valid JSON: {exc}"
+                )
             )
     return out
 
@@ -110,8 +111,12 @@ def _csv(data: bytes) -> Parsed:
                 continue
             if len(row) != len(header):
                 out.unparsable.append(
-                    InvalidRecord(position=line, position_kind="line", field=None,
-                                  reason=f"expected {len(header)} columns, found {len(row)}")
+                    InvalidRecord(
+                        position=line,
+                        position_kind="line",
+                        field=None,
+                        reason=f"expected {len(header)} columns, found {len(row)}",
+                    )
                 )
                 continue
             out.records.append(

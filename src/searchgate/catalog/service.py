@@ -127,7 +127,9 @@ class CatalogService:
     def settings_of(self, name: str) -> CollectionSettings | None:
         with self.db.read() as s:
             row = self._load(s, name)
-            return None if row is None else CollectionSettings.model_validate_json(row.settings_json)
+            return (
+                None if row is None else CollectionSettings.model_validate_json(row.settings_json)
+            )
 
     def _check_room(self, s: Session) -> None:
         count = s.scalar(select(func.count()).select_from(CollectionRow)) or 0
@@ -147,9 +149,7 @@ class CatalogService:
             created = row is None
             if row is None:
                 self._check_room(s)
-                row = CollectionRow(
-                    name=name, settings_json="", created_at=now, updated_at=now
-                )
+                row = CollectionRow(name=name, settings_json="", created_at=now, updated_at=now)
                 s.add(row)
             row.settings_json = settings.model_dump_json(by_alias=True)
             row.updated_at = now

@@ -152,26 +152,26 @@ def infer_settings(records: list[dict[str, Any]]) -> CollectionSettings:
                 searchable.append(SearchableField(name=name, weight=weight))
                 if low_cardinality and avg_len <= 40:
                     navigations.append(
-                        NavigationSetting(name=name, displayName=_display(name), maxValues=20)
+                        NavigationSetting(name=name, display_name=_display(name), max_values=20)
                     )
         elif all(_is_number(x) for x in flat):
             sortable.append(name)
             if not any(isinstance(v, list) for v in present):
                 navigations.append(_range_nav(name, [float(x) for x in flat]))
         elif all(isinstance(x, bool) for x in flat):
-            navigations.append(NavigationSetting(name=name, displayName=_display(name)))
+            navigations.append(NavigationSetting(name=name, display_name=_display(name)))
     sayt_navs = [n.name for n in navigations if n.type == "Value"][:3]
     completion = [title] if title else [f.name for f in searchable[:1]]
     public_fields = [f for f in (title, url) if f]
     return CollectionSettings(
-        idField=id_field,
-        titleField=title,
-        urlField=url,
+        id_field=id_field,
+        title_field=title,
+        url_field=url,
         searchable=searchable,
         navigations=navigations,
         sortable=sortable,
         sayt=SaytSettings(
-            navigations=sayt_navs, completionFields=completion, publicFields=public_fields
+            navigations=sayt_navs, completion_fields=completion, public_fields=public_fields
         ),
     )
 
@@ -193,7 +193,7 @@ def _range_nav(name: str, values: list[float]) -> NavigationSetting:
         buckets.append(RangeBucket(low=low, high=cut))
         low = cut
     buckets.append(RangeBucket(low=low, high=None))
-    return NavigationSetting(name=name, displayName=_display(name), type="Range", ranges=buckets)
+    return NavigationSetting(name=name, display_name=_display(name), type="Range", ranges=buckets)
 
 
 def _nice(x: float) -> float:

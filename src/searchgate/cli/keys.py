@@ -34,8 +34,9 @@ def _as_dict(info: KeyInfo) -> dict[str, Any]:
 def create(
     name: str = typer.Option(..., "--name", help="A name that says which system uses the key"),
     scope: list[str] = typer.Option(
-        None, "--scope", help="Repeat for each scope (default: all; " +
-        ", ".join(s.value for s in Scope) + ")"
+        None,
+        "--scope",
+        help="Repeat for each scope (default: all; " + ", ".join(s.value for s in Scope) + ")",
     ),
     data_dir: Path | None = DataDir,
     as_json: bool = JsonOut,
@@ -75,8 +76,14 @@ def list_keys(
     table = Table("id", "name", "prefix", "scopes", "created", "state")
     for i in infos:
         d = _as_dict(i)
-        table.add_row(d["id"], d["name"], d["prefix"] + "…", " ".join(d["scopes"]),
-                      d["createdAt"][:19], d["state"])
+        table.add_row(
+            d["id"],
+            d["name"],
+            d["prefix"] + "…",
+            " ".join(d["scopes"]),
+            d["createdAt"][:19],
+            d["state"],
+        )
     Console().print(table)
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import orjson
 import typer
 import uvicorn
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from searchgate.catalog import changelog
 from searchgate.catalog.service import parse_settings
@@ -69,20 +76,17 @@ def load_demo(services: Services, count: int, collection: str = "default") -> in
 def _demo_key(services: Services, settings: Settings) -> None:
     path = settings.secrets_dir / "demo-client-key"
     if any(k.name == DEMO_KEY_NAME for k in services.keys.list()):
-        console.print(
-            f"Demo client key: created on first start, kept in {path} (mode 0600)."
-        )
+        console.print(f"Demo client key: created on first start, kept in {path} (mode 0600).")
         return
     created = services.keys.create(DEMO_KEY_NAME)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as fh:
         fh.write(created.secret + "\n")
-    console.print("[bold]Demo client key[/bold] (shown once; also saved to "
-                  f"{path}, mode 0600):")
+    console.print(f"[bold]Demo client key[/bold] (shown once; also saved to {path}, mode 0600):")
     console.print(f"  {created.secret}")
     console.print(
-        "Try: curl -s http://%s:%d/api/v1/search -H 'Authorization: Bearer <key>' "
-        "-d '{\"query\": \"macbook\"}'" % (settings.host, settings.port)
+        f"Try: curl -s http://{settings.host}:{settings.port}/api/v1/search "
+        f'-H "Authorization: Bearer $(cat {path})" -d \'{{"query": "macbook"}}\''
     )
 
 
@@ -97,8 +101,12 @@ def serve(
 ) -> None:
     """Apply pending migrations and serve the data plane."""
     overrides: dict[str, object] = {}
-    for name, value in (("host", host), ("port", port), ("data_dir", data_dir),
-                        ("workers", workers)):
+    for name, value in (
+        ("host", host),
+        ("port", port),
+        ("data_dir", data_dir),
+        ("workers", workers),
+    ):
         if value is not None:
             overrides[name] = value
     settings = Settings(**overrides)  # type: ignore[arg-type]
@@ -182,14 +190,16 @@ def reindex(
         except RuntimeError:
             continue
         try:
-            engine = TantivyEngine(slot, settings.index_writer_heap_bytes,
-                                   settings.index_writer_threads)
+            engine = TantivyEngine(
+                slot, settings.index_writer_heap_bytes, settings.index_writer_threads
+            )
             indexer = Indexer(services.db, services.catalog, engine, f"reindex:{slot.name}")
             with _progress() as progress:
-                task = progress.add_task(f"{slot.name}: rebuilding {len(names)} collection(s)",
-                                         total=None)
+                task = progress.add_task(
+                    f"{slot.name}: rebuilding {len(names)} collection(s)", total=None
+                )
 
-                def report(done: int, total: int) -> None:
+                def report(done: int, total: int, task: TaskID = task) -> None:
                     progress.update(task, completed=done, total=total)
 
                 indexer.repair(report)

@@ -40,10 +40,7 @@ def check_key_format(candidate: str) -> str | None:
     if not candidate.startswith(PREFIX):
         return f"does not start with {PREFIX!r}"
     if not KEY_PATTERN.match(candidate):
-        return (
-            f"expected {PREFIX!r} followed by {RANDOM_CHARS + CHECKSUM_CHARS} "
-            "base62 characters"
-        )
+        return f"expected {PREFIX!r} followed by {RANDOM_CHARS + CHECKSUM_CHARS} base62 characters"
     body = candidate[len(PREFIX) :]
     if checksum(body[:RANDOM_CHARS]) != body[RANDOM_CHARS:]:
         return "checksum does not match (mistyped or not a Searchgate key)"

@@ -75,13 +75,16 @@ class QueryLog:
         try:
             with self.db.write() as s:
                 dialect = s.get_bind().dialect.name
-                ins = postgresql.insert(QueryStatRow) if dialect == "postgresql" else sqlite.insert(
-                    QueryStatRow
+                ins = (
+                    postgresql.insert(QueryStatRow)
+                    if dialect == "postgresql"
+                    else sqlite.insert(QueryStatRow)
                 )
                 for (collection, q), n in pending.items():
                     s.execute(
-                        ins.values(collection=collection, query=q, count=n, last_seen=now)
-                        .on_conflict_do_update(
+                        ins.values(
+                            collection=collection, query=q, count=n, last_seen=now
+                        ).on_conflict_do_update(
                             index_elements=[QueryStatRow.collection, QueryStatRow.query],
                             set_={"count": QueryStatRow.count + n, "last_seen": now},
                         )

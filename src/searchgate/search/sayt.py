@@ -75,22 +75,25 @@ def parse_refinements(text: str | None, settings: CollectionSettings) -> Filter:
             name, value = item.split("=", 1)
             nav = settings.navigation(name)
             if nav is None or nav.type != "Value":
-                raise InvalidInput(f"refinements: {name!r} is not a value navigation",
-                                   field="refinements")
+                raise InvalidInput(
+                    f"refinements: {name!r} is not a value navigation", field="refinements"
+                )
             parts.setdefault(name, []).append(Terms(name, (value,)))
         elif ":" in item and ".." in item:
             name, span = item.split(":", 1)
             low_s, high_s = span.split("..", 1)
             nav = settings.navigation(name)
             if nav is None or nav.type != "Range":
-                raise InvalidInput(f"refinements: {name!r} is not a range navigation",
-                                   field="refinements")
+                raise InvalidInput(
+                    f"refinements: {name!r} is not a range navigation", field="refinements"
+                )
             try:
                 low = float(low_s) if low_s else None
                 high = float(high_s) if high_s else None
             except ValueError:
-                raise InvalidInput(f"refinements: bad range {span!r}",
-                                   field="refinements") from None
+                raise InvalidInput(
+                    f"refinements: bad range {span!r}", field="refinements"
+                ) from None
             parts.setdefault(name, []).append(Range(name, low, high))
         else:
             raise InvalidInput(
@@ -179,7 +182,9 @@ class SaytService:
             head = " ".join(ws[:-1])
             ending_space = req.query.endswith(" ")
             if ws and not ending_space:
-                for word, _c in self.engine.complete_words(req.collection, ws[-1], req.search_items * 2):
+                for word, _c in self.engine.complete_words(
+                    req.collection, ws[-1], req.search_items * 2
+                ):
                     phrase = f"{head} {word}".strip()
                     found.setdefault(phrase, None)
                     if len(found) >= req.search_items:
@@ -240,8 +245,9 @@ class SaytService:
             if req.alphabetize:
                 matches.sort(key=fold)
             if matches:
-                out.append({"name": name, "displayName": nav.display_name or name,
-                            "values": matches})
+                out.append(
+                    {"name": name, "displayName": nav.display_name or name, "values": matches}
+                )
         return out
 
     def _products(
@@ -270,8 +276,9 @@ class SaytService:
             out.append(
                 {
                     "_id": h.record_id,
-                    "_u": url if isinstance(url, str) else
-                    f"/{quote(req.collection)}/{quote(h.record_id)}",
+                    "_u": url
+                    if isinstance(url, str)
+                    else f"/{quote(req.collection)}/{quote(h.record_id)}",
                     "_t": title if isinstance(title, str) else h.record_id,
                     "allMeta": meta,
                     "collection": req.collection,

@@ -77,7 +77,7 @@ class SearchService:
         self._check_limits(req)
         settings = self._settings(req.collection)
         query = req.query or ""
-        result, plan_words, corrected = self._run(req, settings, query)
+        result, corrected = self._run(req, settings, query)
         if self.record_query is not None and query.strip() and result is not None and result.total:
             self.record_query(req.collection, query)
         return self._response(req, settings, area.site_params, result, corrected)
@@ -94,12 +94,16 @@ class SearchService:
             )
         limit = self.limits.max_navigation_values
         sub = req.model_copy(
-            update={"page_size": 0, "restrict_navigation": None, "included_navigations": [],
-                    "excluded_navigations": []}
+            update={
+                "page_size": 0,
+                "restrict_navigation": None,
+                "included_navigations": [],
+                "excluded_navigations": [],
+            }
         )
         if not self.engine.has_collection(req.collection):
             return {"navigation": self._navigation(nav, FacetResult(nav.name), 0, False, limit)}
-        filt, facets_base = self._filters(sub, settings)
+        filt, _without = self._filters(sub, settings)
         facet = self._facet_request(sub, nav, settings, limit + 1)
         plan = SearchPlan(
             text=self._text(sub, words(req.query or "")[:MAX_WORDS]),
@@ -130,9 +134,7 @@ class SearchService:
         if req.skip > lim.max_skip:
             raise InvalidInput(f"skip: at most {lim.max_skip}", field="skip")
         if len(req.refinements) > lim.max_refinements:
-            raise InvalidInput(
-                f"refinements: at most {lim.max_refinements}", field="refinements"
-            )
+            raise InvalidInput(f"refinements: at most {lim.max_refinements}", field="refinements")
         if req.biasing is not None:
             for name, ids in (
                 ("biasing.bringToTop", req.biasing.bring_to_top),
@@ -198,8 +200,7 @@ class SearchService:
             nav = settings.navigation(r.navigation_name)
             if nav is None:
                 raise InvalidInput(
-                    f"{r.navigation_name!r} is not a navigation of collection "
-                    f"{req.collection!r}",
+                    f"{r.navigation_name!r} is not a navigation of collection {req.collection!r}",
                     field="refinements.navigationName",
                 )
             if r.navigation_name in req.or_fields and not nav.multi_select:
@@ -266,9 +267,9 @@ class SearchService:
             out.append(self._facet_request(req, nav, settings, size + 1, override))
         return tuple(out)
 
-    def _sort(self, req: SearchRequest, settings: CollectionSettings) -> tuple[
-        tuple[SortKey, ...], tuple[str, ...]
-    ]:
+    def _sort(
+        self, req: SearchRequest, settings: CollectionSettings
+    ) -> tuple[tuple[SortKey, ...], tuple[str, ...]]:
         keys: list[SortKey] = []
         pinned: list[str] = []
         for i, s in enumerate(req.sorts()):
@@ -307,9 +308,7 @@ class SearchService:
             out.append(Boost(Terms(nav.name, (key,)), bonus))
         return tuple(out)
 
-    def _plan(
-        self, req: SearchRequest, settings: CollectionSettings, ws: list[str]
-    ) -> SearchPlan:
+    def _plan(self, req: SearchRequest, settings: CollectionSettings, ws: list[str]) -> SearchPlan:
         filt, without = self._filters(req, settings)
         sort, pinned = self._sort(req, settings)
         return SearchPlan(
@@ -325,23 +324,21 @@ class SearchService:
 
     def _run(
         self, req: SearchRequest, settings: CollectionSettings, query: str
-    ) -> tuple[SearchResult | None, list[str], str | None]:
+    ) -> tuple[SearchResult | None, str | None]:
         ws = words(query)[:MAX_WORDS]
         plan = self._plan(req, settings, ws)
         if not self.engine.has_collection(req.collection):
-            return None, ws, None
+            return None, None
         result = self.engine.search(req.collection, plan)
         if result.total or not ws or req.disable_autocorrection:
-            return result, ws, None
+            return result, None
         corrected_words = [self._correct(req.collection, w) for w in ws]
         if corrected_words == ws:
-            return result, ws, None
-        retry = self.engine.search(
-            req.collection, self._plan(req, settings, corrected_words)
-        )
+            return result, None
+        retry = self.engine.search(req.collection, self._plan(req, settings, corrected_words))
         if not retry.total:
-            return result, ws, None
-        return retry, corrected_words, " ".join(corrected_words)
+            return result, None
+        return retry, " ".join(corrected_words)
 
     def _correct(self, collection: str, word: str) -> str:
         if len(word) < 3 or word.isdigit():

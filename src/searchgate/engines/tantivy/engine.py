@@ -18,7 +18,7 @@ from searchgate.engines.base import (
     TextQuery,
 )
 from searchgate.engines.tantivy.layout import ID, VOCAB, Layout, words
-from searchgate.engines.tantivy.query import QueryCompiler, run_search
+from searchgate.engines.tantivy.query import QueryCompiler, run_search, total_of
 from searchgate.engines.tantivy.store import (
     CollectionIndex,
     SlotState,
@@ -224,7 +224,7 @@ class TantivyEngine:
         ci = self._get(collection)
         compiler = QueryCompiler(ci)
         query = compiler.combine(compiler.text(text), compiler.filter(filter))
-        return int(ci.searcher.search(query, 1, count=True).count)
+        return total_of(ci.searcher.search(query, 1, count=True))
 
     def facet(self, collection: str, plan: SearchPlan) -> dict[str, FacetResult]:
         return self.search(collection, plan).facets
@@ -248,9 +248,12 @@ class TantivyEngine:
         for prefix in (w[:2], w[:1]):
             for term, count in ci.searcher.terms_with_prefix(VOCAB, prefix, limit=5000):
                 term = str(term)
-                if term != w and abs(len(term) - len(w)) <= max_distance:
-                    if _distance(term, w, max_distance) <= max_distance:
-                        seen[term] = int(count)
+                if (
+                    term != w
+                    and abs(len(term) - len(w)) <= max_distance
+                    and _distance(term, w, max_distance) <= max_distance
+                ):
+                    seen[term] = int(count)
             if seen:
                 break
         return sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]

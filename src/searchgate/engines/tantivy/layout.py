@@ -77,17 +77,21 @@ class Layout:
         vocab_sources = tuple(
             dict.fromkeys(settings.sayt.completion_fields or ([title] if title else []))
         )
-        values = {
-            n.name: f"v{i}" for i, n in enumerate(settings.navigations) if n.type == "Value"
-        }
-        ranges = {
-            n.name: f"r{i}" for i, n in enumerate(settings.navigations) if n.type == "Range"
-        }
+        values = {n.name: f"v{i}" for i, n in enumerate(settings.navigations) if n.type == "Value"}
+        ranges = {n.name: f"r{i}" for i, n in enumerate(settings.navigations) if n.type == "Range"}
         sort_numbers = {name: f"on{i}" for i, name in enumerate(settings.sortable)}
         sort_texts = {name: f"os{i}" for i, name in enumerate(settings.sortable)}
         spec = orjson.dumps(
-            [LAYOUT_VERSION, searchable, prefix_sources, vocab_sources, values, ranges,
-             sort_numbers, sort_texts],
+            [
+                LAYOUT_VERSION,
+                searchable,
+                prefix_sources,
+                vocab_sources,
+                values,
+                ranges,
+                sort_numbers,
+                sort_texts,
+            ],
             option=orjson.OPT_SORT_KEYS,
         )
         return cls(

@@ -36,6 +36,11 @@ MUST_NOT = tantivy.Occur.MustNot
 MAX_SORT_TIES = 10_000
 
 
+def total_of(result: tantivy.SearchResult) -> int:
+    # The bindings' type stubs omit ``count``, which ``search(count=True)`` fills.
+    return int(result.count)  # type: ignore[attr-defined]
+
+
 class QueryCompiler:
     def __init__(self, ci: CollectionIndex) -> None:
         self.ci = ci
@@ -140,7 +145,7 @@ def _load(searcher: tantivy.Searcher, key: Any, addr: tantivy.DocAddress) -> Hit
     doc = searcher.doc(addr)
     return Hit(
         record_id=str(doc.get_first(ID)),
-        source=bytes(doc.get_first(SOURCE)).decode(),
+        source=bytes(doc.get_first(SOURCE) or b"").decode(),
         score=_score(key),
     )
 
@@ -157,7 +162,7 @@ def _sort_field(ci: CollectionIndex, key: SortKey) -> str | None:
     flag = f"numeric:{key.field}"
     if flag not in ci.cache:
         probe = ci.searcher.search(tantivy.Query.exists_query(numbers), 1, count=True)
-        ci.cache[flag] = probe.count > 0
+        ci.cache[flag] = total_of(probe) > 0
     return numbers if ci.cache[flag] else texts
 
 
@@ -168,17 +173,18 @@ def _page(
     keys = [k for k in sort if k.field != "_relevance"]
     if not keys or sort[0].field == "_relevance":
         res = searcher.search(query, limit, count=True, offset=offset)
-        return int(res.count), list(res.hits)
+        return total_of(res), list(res.hits)
     first = keys[0]
     field = _sort_field(ci, first)
     if field is None:
         res = searcher.search(query, limit, count=True, offset=offset)
-        return int(res.count), list(res.hits)
+        return total_of(res), list(res.hits)
     order = tantivy.Order.Desc if first.descending else tantivy.Order.Asc
     if len(keys) == 1:
-        res = searcher.search(query, limit, count=True, order_by_field=field, offset=offset,
-                              order=order)
-        return int(res.count), list(res.hits)
+        res = searcher.search(
+            query, limit, count=True, order_by_field=field, offset=offset, order=order
+        )
+        return total_of(res), list(res.hits)
     # Several keys: the first ``offset + limit`` by the first key, plus every tie of the
     # last one, hold the exact page; they are then sorted by all keys.
     res = searcher.search(query, offset + limit, count=True, order_by_field=field, order=order)
@@ -198,10 +204,10 @@ def _page(
         hits.extend((boundary, a) for _s, a in ties.hits if (a.segment_ord, a.doc) not in seen)
     decorated = []
     for key, addr in hits:
-        rec = orjson.loads(bytes(searcher.doc(addr).get_first(SOURCE)).decode())
+        rec = orjson.loads(bytes(searcher.doc(addr).get_first(SOURCE) or b"").decode())
         decorated.append((_sort_tuple(rec, keys), key, addr))
     decorated.sort(key=lambda t: t[0])
-    return int(res.count), [(k, a) for _t, k, a in decorated[offset : offset + limit]]
+    return total_of(res), [(k, a) for _t, k, a in decorated[offset : offset + limit]]
 
 
 class _Desc:
@@ -236,8 +242,11 @@ def _sort_tuple(rec: dict[str, Any], keys: list[SortKey]) -> tuple[Any, ...]:
 
 
 def _facets(
-    ci: CollectionIndex, compiler: QueryCompiler, text_q: tantivy.Query | None,
-    base_filter: tantivy.Query | None, facets: tuple[FacetRequest, ...]
+    ci: CollectionIndex,
+    compiler: QueryCompiler,
+    text_q: tantivy.Query | None,
+    base_filter: tantivy.Query | None,
+    facets: tuple[FacetRequest, ...],
 ) -> dict[str, FacetResult]:
     out: dict[str, FacetResult] = {}
     groups: dict[int, tuple[tantivy.Query, list[FacetRequest]]] = {}
@@ -300,9 +309,7 @@ def run_search(ci: CollectionIndex, plan: SearchPlan) -> SearchResult:
     if plan.pinned_ids:
         pinned_q = compiler.combine(base, compiler.filter(Ids(plan.pinned_ids)))
         found = searcher.search(pinned_q, len(plan.pinned_ids))
-        by_id = {
-            str(searcher.doc(addr).get_first(ID)): (key, addr) for key, addr in found.hits
-        }
+        by_id = {str(searcher.doc(addr).get_first(ID)): (key, addr) for key, addr in found.hits}
         ordered = [by_id[i] for i in dict.fromkeys(plan.pinned_ids) if i in by_id]
         rest_q = compiler.combine(
             ranked, compiler.filter(Not(Ids(tuple(by_id)))) if by_id else None
@@ -315,12 +322,10 @@ def run_search(ci: CollectionIndex, plan: SearchPlan) -> SearchResult:
         if rest_limit > 0:
             rest_total, rest_hits = _page(ci, rest_q, plan.sort, rest_offset, rest_limit)
         else:
-            rest_total = int(searcher.search(rest_q, 1, count=True).count)
+            rest_total = total_of(searcher.search(rest_q, 1, count=True))
         total = rest_total + len(ordered)
         hits = head + rest_hits
     else:
         total, hits = _page(ci, ranked, plan.sort, plan.offset, plan.limit)
     facets = _facets(ci, compiler, text_q, filter_q, plan.facets) if plan.facets else {}
-    return SearchResult(
-        total=total, hits=[_load(searcher, k, a) for k, a in hits], facets=facets
-    )
+    return SearchResult(total=total, hits=[_load(searcher, k, a) for k, a in hits], facets=facets)

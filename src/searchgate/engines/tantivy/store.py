@@ -97,7 +97,7 @@ class SlotLock:
 
     @staticmethod
     def free_slots(root: Path) -> list[int]:
-        free = []
+        free: list[int] = []
         if not root.exists():
             return free
         for slot in sorted(root.glob("slot-*")):
