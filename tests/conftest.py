@@ -5,14 +5,17 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from starlette.testclient import TestClient
 
 from searchgate.api.app import create_app
 from searchgate.config import Settings
+from searchgate.permissions import Actor
 from searchgate.runtime import Runtime, Services, build_runtime, build_services
 from tests import pg
 
@@ -103,3 +106,69 @@ def load(
     )
     assert r.status_code == 200, r.text
     assert r.json()["invalidRecordCount"] == 0, r.text
+
+
+# --- Command Center accounts ---------------------------------------------------------
+
+PASSWORD = "correct horse battery staple"
+
+
+class ManualClock:
+    """A clock the test moves: lifetimes are tested without sleeping."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def accounts(settings: Settings, clock: ManualClock) -> Iterator[Services]:
+    """Services on a fresh database whose time is ``clock``."""
+    svc = build_services(settings, clock=clock)
+    yield svc
+    svc.db.dispose()
+
+
+def make_user(
+    services: Services, email: str, role: str = "viewer", password: str = PASSWORD
+) -> str:
+    """Creates a user as the CLI operator would; returns the user id."""
+    return services.users.create(Actor.system(), email, password, role).id
+
+
+def enrol(services: Services, secret: str) -> tuple[str, str]:
+    """Enrols the signed-in user behind ``secret`` in TOTP. Returns the session's new
+    cookie value (enrolment changes privileges, so the id changes) and the TOTP seed.
+    The code used is spent: move the clock 30 s before using TOTP again."""
+    actor = services.sessions.authenticate(secret).actor
+    enrolment = services.mfa.begin_enrolment(actor)
+    code = pyotp.TOTP(enrolment.secret).at(services.audit.clock())
+    services.mfa.confirm_enrolment(actor, code)
+    rotated = services.sessions.authenticate(secret).new_secret
+    assert rotated is not None
+    return rotated, enrolment.secret
+
+
+def sign_in(services: Services, email: str, password: str = PASSWORD) -> str:
+    """A full session for ``email`` (TOTP too when enrolled); returns the cookie value."""
+    result = services.auth.sign_in(email, password, ip="198.51.100.7", user_agent="pytest")
+    assert not result.mfa_required, "use sign_in_mfa for enrolled users"
+    return result.secret
+
+
+@pytest.fixture
+def admin_token(rt: Runtime) -> str:
+    """A personal API token (every permission a token may carry) of an admin."""
+    services = rt.services
+    user_id = make_user(services, "root@example.com", "admin")
+    return services.tokens.create(Actor.system(), "tests", user_id=user_id).secret

@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     # is not enough to test guessed keys offline.
     key_pepper: str | None = None
     key_cache_seconds: float = 1.0
+    # Command Center accounts (docs/security.md). The audit key signs the change log's
+    # MAC chain; like the pepper it comes from the secrets file when not given, and
+    # must never be stored in the database.
+    audit_key: str | None = None
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+    session_absolute_hours: float = Field(default=12.0, gt=0)
+    reauth_window_minutes: float = Field(default=5.0, gt=0)
+    mfa_required_for_admins: bool = True
+    mfa_required_for_all: bool = False
+    # The Users page warns when more people than this hold admin rights.
+    max_admins: int = Field(default=3, ge=1)
+    # argon2id; never below the OWASP minimum (19 MiB, 2 iterations).
+    password_memory_kib: int = Field(default=19 * 1024, ge=19 * 1024)
+    password_iterations: int = Field(default=2, ge=2)
+    token_max_days: int = Field(default=365, ge=1)
     indexer_poll_seconds: float = 0.05
     index_writer_heap_bytes: int = 256 * 1024 * 1024
     index_writer_threads: int = 2

@@ -1,4 +1,9 @@
-"""A realistic, generated electronics catalog for the demo and the benchmarks."""
+"""A realistic, generated electronics catalog for the demo and the benchmarks.
+
+Coherent enough to demonstrate search: a branded product line (MacBook, Galaxy, Pixel,
+Echo, PlayStation, ...) is made only by its brand, and a brand that has its own line in a
+category makes nothing else there. The same seed always gives the same catalog.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ TAXONOMY: dict[str, dict[str, tuple[list[str], list[str], tuple[int, int]]]] = {
         ),
         "Desktops": (
             ["Desktop", "All-in-One", "Mini PC", "Gaming Desktop", "iMac"],
-            ["Apple", "Dell", "HP", "Lenovo", "Acer", "Inspiron"],
+            ["Apple", "Dell", "HP", "Lenovo", "Acer", "MSI"],
             (299, 2999),
         ),
         "Monitors": (
@@ -45,7 +50,7 @@ TAXONOMY: dict[str, dict[str, tuple[list[str], list[str], tuple[int, int]]]] = {
         ),
         "Streaming Media": (
             ["Streaming Stick", "Chromecast", "Fire TV Stick", "Roku Ultra", "Apple TV 4K"],
-            ["Google", "Amazon", "Roku", "Apple"],
+            ["Google", "Amazon", "Roku", "Apple", "Insignia"],
             (24, 199),
         ),
         "Home Audio": (
@@ -137,11 +142,54 @@ TAXONOMY: dict[str, dict[str, tuple[list[str], list[str], tuple[int, int]]]] = {
             (199, 599),
         ),
         "Games": (
-            ["Video Game", "Amazon Fire TV Games", "Game Bundle"],
-            ["Nintendo", "Sony", "Microsoft", "EA", "Ubisoft"],
+            ["Video Game", "Fire TV Game", "Game Bundle"],
+            ["Nintendo", "Sony", "Microsoft", "EA", "Ubisoft", "Amazon"],
             (19, 69),
         ),
     },
+}
+# Product lines that only their brand makes, by how the kind's name starts.
+LINE_BRANDS: tuple[tuple[str, str], ...] = (
+    ("MacBook", "Apple"),
+    ("iPhone", "Apple"),
+    ("iPad", "Apple"),
+    ("iMac", "Apple"),
+    ("Apple TV", "Apple"),
+    ("Galaxy", "Samsung"),
+    ("Pixel", "Google"),
+    ("Chromecast", "Google"),
+    ("Google Home", "Google"),
+    ("Fire", "Amazon"),
+    ("Echo", "Amazon"),
+    ("Nintendo Switch", "Nintendo"),
+    ("PlayStation", "Sony"),
+    ("Xbox", "Microsoft"),
+    ("Roku", "Roku"),
+)
+# Kinds whose category price range would be implausible for them.
+KIND_PRICES: dict[str, tuple[int, int]] = {
+    "MacBook Air": (899, 1499),
+    "MacBook Pro": (1299, 3499),
+    "iMac": (1099, 2499),
+    "iPad": (329, 1299),
+    "iPhone 12": (499, 899),
+    "iPhone 13": (599, 1099),
+    "Galaxy S21": (499, 999),
+    "Pixel 6": (399, 799),
+    "Chromebook": (199, 599),
+    "Nintendo Switch": (299, 349),
+    "PlayStation 5": (399, 499),
+    "Xbox Series X": (449, 499),
+    "Xbox Series S": (249, 299),
+    "Mini Fridge": (99, 299),
+    "Fire Tablet": (49, 149),
+    "Galaxy Tab": (149, 899),
+    "Echo Dot": (29, 59),
+    "Google Home": (49, 99),
+    "Chromecast": (29, 49),
+    "Fire TV Stick": (29, 59),
+    "Roku Ultra": (79, 99),
+    "Apple TV 4K": (129, 199),
 }
 COLOURS = [
     "Black",
@@ -157,6 +205,7 @@ COLOURS = [
     "Orange",
     "Purple",
 ]
+APPLIANCE_COLOURS = ["Stainless Steel", "Black Stainless Steel", "White", "Black"]
 FEATURES = [
     "Bluetooth",
     "Wi-Fi",
@@ -171,38 +220,50 @@ FEATURES = [
     "Refurbished",
     "Waterproof",
 ]
-SIZES = [
-    '13"',
-    '14"',
-    '15.6"',
-    '32"',
-    '43"',
-    '55"',
-    '65"',
-    "128GB",
-    "256GB",
-    "512GB",
-    "1TB",
-    "64GB",
-]
+# Sizes that mean something for the category (screen, storage or capacity).
+SIZES: dict[str, list[str]] = {
+    "Laptops": ['13"', '14"', '15.6"', "256GB", "512GB", "1TB"],
+    "Tablets": ['8"', '10.9"', "64GB", "128GB", "256GB"],
+    "Desktops": ["256GB", "512GB", "1TB"],
+    "Monitors": ['24"', '27"', '32"'],
+    "TVs": ['43"', '55"', '65"', '75"'],
+    "Smartphones": ["64GB", "128GB", "256GB", "512GB"],
+    "Memory Cards": ["32GB", "64GB", "128GB", "256GB"],
+    "Refrigerators": ["18 cu. ft.", "22 cu. ft.", "26 cu. ft."],
+}
+
+
+def line_brand(kind: str) -> str | None:
+    """The only brand that makes ``kind``, when it is a branded product line."""
+    return next((brand for start, brand in LINE_BRANDS if kind.startswith(start)), None)
+
+
+def _makers(kinds: list[str], brands: list[str]) -> list[str]:
+    """Brands that make the category's unbranded kinds: not those with their own line."""
+    own_lines = {line_brand(k) for k in kinds}
+    return [b for b in brands if b not in own_lines]
 
 
 def generate(count: int, seed: int = 42) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     flat = [
-        (dept, cat, kinds, brands, prices)
+        (dept, cat, kinds, _makers(kinds, brands), prices)
         for dept, cats in TAXONOMY.items()
         for cat, (kinds, brands, prices) in cats.items()
     ]
     for n in range(count):
-        dept, cat, kinds, brands, (lo, hi) = rng.choice(flat)
+        dept, cat, kinds, makers, prices = rng.choice(flat)
         kind = rng.choice(kinds)
-        brand = rng.choice(brands)
-        colour = rng.choice(COLOURS)
+        brand = line_brand(kind) or rng.choice(makers)
+        lo, hi = KIND_PRICES.get(kind, prices)
+        colour = rng.choice(APPLIANCE_COLOURS if dept == "Appliances" else COLOURS)
         feature = rng.sample(FEATURES, 2)
-        size = rng.choice(SIZES) if rng.random() < 0.5 else ""
+        sizes = SIZES.get(cat)
+        size = rng.choice(sizes) if sizes and rng.random() < 0.6 else ""
         model = f"{rng.choice('ABCDEFGHJKLMNPQRSTUVWXYZ')}{rng.randint(100, 9999)}"
-        title = " ".join(p for p in (brand, model, size, kind, "-", colour) if p)
+        # "Google Home H123", not "Google H123 Google Home".
+        parts = (kind, model, size) if kind.startswith(brand) else (brand, model, size, kind)
+        title = " ".join(p for p in (*parts, "-", colour) if p)
         price = round(rng.uniform(lo, hi) - 0.01, 2)
         sku = f"SKU{n + 1:07d}"
         yield {

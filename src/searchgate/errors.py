@@ -51,3 +51,27 @@ class UploadRejected(SearchgateError):
 
 class Unavailable(SearchgateError):
     code = "unavailable"
+
+
+class Unauthenticated(SearchgateError):
+    """No valid credential: unknown, expired, revoked, or of the wrong kind."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(SearchgateError):
+    """A valid credential that may not do this."""
+
+    code = "forbidden"
+    # Set once the refusal is in the change log, so that it is recorded only once.
+    recorded = False
+
+
+class ReauthenticationRequired(Forbidden):
+    """A sensitive action by a session that has not proved its password recently."""
+
+    code = "reauthentication_required"
+
+
+class TooManyAttempts(SearchgateError):
+    code = "too_many_attempts"

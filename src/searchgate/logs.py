@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-# Anything shaped like a client key is masked, whatever logged it.
-_KEYLIKE = re.compile(r"sgk_[0-9A-Za-z]{8,}")
+# Anything shaped like a client key or personal API token is masked, whatever logged it.
+_KEYLIKE = re.compile(r"sg[kp]_[0-9A-Za-z]{8,}")
 
 
 def redact(text: str) -> str:

@@ -1,5 +1,15 @@
 """Imports every table module so that metadata (and Alembic) sees all tables."""
 
+from searchgate.accounts.models import (
+    PersonalTokenRow,
+    RecoveryCodeRow,
+    RoleRow,
+    SessionRow,
+    ThrottleRow,
+    TotpRow,
+    UserRow,
+)
+from searchgate.audit.models import AuditEventRow, AuditHeadRow
 from searchgate.catalog.models import (
     AreaRow,
     ChangeCounter,
@@ -14,12 +24,21 @@ from searchgate.keys.models import ClientKeyRow
 
 __all__ = [
     "AreaRow",
+    "AuditEventRow",
+    "AuditHeadRow",
     "Base",
     "ChangeCounter",
     "ChangeRow",
     "ClientKeyRow",
     "CollectionRow",
     "IndexNodeRow",
+    "PersonalTokenRow",
     "QueryStatRow",
     "RecordRow",
+    "RecoveryCodeRow",
+    "RoleRow",
+    "SessionRow",
+    "ThrottleRow",
+    "TotpRow",
+    "UserRow",
 ]

@@ -10,23 +10,35 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from searchgate.accounts import (
+    AuthService,
+    CollectionAdmin,
+    MfaPolicy,
+    MfaService,
+    PasswordHasher,
+    RoleService,
+    SessionPolicy,
+    SessionService,
+    Throttle,
+    TokenService,
+    UserService,
+)
+from searchgate.audit import AuditLog, load_or_create_audit_key
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.models import IndexNodeRow
 from searchgate.catalog.service import CatalogService
+from searchgate.clock import Clock, utc_now
 from searchgate.config import Settings
 from searchgate.db import Database
 from searchgate.engines.tantivy.engine import TantivyEngine
 from searchgate.engines.tantivy.store import SlotLock
-from searchgate.indexer import Indexer
+from searchgate.indexer import NODE_LIVE_SECONDS, Indexer
 from searchgate.keys.hashing import load_or_create_pepper
 from searchgate.keys.service import KeyService
 from searchgate.migrations import upgrade
 from searchgate.search.querylog import QueryLog
 from searchgate.search.sayt import SaytService
 from searchgate.search.service import SearchService
-
-# A process whose index position is older than this is taken to be gone.
-NODE_LIVE_SECONDS = 10.0
 
 
 @dataclass
@@ -36,21 +48,58 @@ class Services:
     catalog: CatalogService
     areas: AreaService
     keys: KeyService
+    audit: AuditLog
+    passwords: PasswordHasher
+    roles: RoleService
+    users: UserService
+    sessions: SessionService
+    mfa: MfaService
+    tokens: TokenService
+    auth: AuthService
+    collections: CollectionAdmin
 
 
-def build_services(settings: Settings, migrate: bool = True) -> Services:
+def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_now) -> Services:
+    """``clock``: tests pass one they can move, to test lifetimes without sleeping."""
     settings.ensure_dirs()
     url = settings.resolved_database_url
     if migrate:
         upgrade(url)
     db = Database(url)
     pepper = load_or_create_pepper(settings.secrets_dir, settings.key_pepper)
+    audit = AuditLog(
+        db,
+        load_or_create_audit_key(settings.secrets_dir, settings.audit_key),
+        clock,
+        timedelta(minutes=settings.reauth_window_minutes),
+    )
+    passwords = PasswordHasher(settings.password_memory_kib, settings.password_iterations)
+    mfa_policy = MfaPolicy(settings.mfa_required_for_admins, settings.mfa_required_for_all)
+    session_policy = SessionPolicy(
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(hours=settings.session_absolute_hours),
+    )
+    roles = RoleService(db, audit, clock)
+    if migrate:
+        roles.ensure_builtin()
+    sessions = SessionService(db, audit, pepper, session_policy, mfa_policy, clock)
+    mfa = MfaService(db, audit, pepper, clock)
+    catalog = CatalogService(db, settings.limits)
     return Services(
         settings=settings,
         db=db,
-        catalog=CatalogService(db, settings.limits),
+        catalog=catalog,
         areas=AreaService(db),
         keys=KeyService(db, pepper, settings.key_cache_seconds),
+        audit=audit,
+        passwords=passwords,
+        roles=roles,
+        users=UserService(db, audit, passwords, clock, settings.max_admins),
+        sessions=sessions,
+        mfa=mfa,
+        tokens=TokenService(db, audit, pepper, clock, timedelta(days=settings.token_max_days)),
+        auth=AuthService(db, audit, passwords, sessions, mfa, Throttle(), clock),
+        collections=CollectionAdmin(db, catalog, audit),
     )
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from searchgate import __version__
 from searchgate.api import (
     errors,
+    routes_admin,
     routes_collections,
     routes_ops,
     routes_sayt,
@@ -19,6 +20,7 @@ from searchgate.api import (
 from searchgate.api.middleware import RequestMiddleware
 from searchgate.api.responses import JsonResponse
 from searchgate.config import Settings
+from searchgate.console import install as install_console
 from searchgate.runtime import Runtime, build_runtime
 
 
@@ -49,5 +51,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     errors.install(app)
     for module in (routes_search, routes_sayt, routes_collections, routes_upload, routes_ops):
         app.include_router(module.router)
+    app.include_router(routes_admin.router)
+    # The Command Center's pages, at / beside the data plane (after it: its routes
+    # never shadow an API path).
+    install_console(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.limits.max_body_bytes)
     return app

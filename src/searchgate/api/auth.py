@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -9,6 +10,11 @@ from starlette.requests import Request
 from searchgate.api.errors import AuthError
 from searchgate.keys.scopes import Scope
 from searchgate.keys.service import KeyInfo, KeyService
+
+# Query parameters that carry a key in other products' conventions, and the shape of one
+# of ours wherever it is in the query string (base62 survives URL encoding unchanged).
+_KEY_PARAMS = frozenset({"clientkey", "client_key", "apikey", "api_key", "key"})
+_KEY_IN_URL = re.compile(r"sgk_[0-9A-Za-z]{30,}")
 
 
 @dataclass(frozen=True)
@@ -19,7 +25,8 @@ class Caller:
 def presented_key(request: Request, body_key: str | None = None) -> str | None:
     """The key from ``Authorization: Bearer``, ``X-Client-Key`` or the body's
     ``clientKey``; a key in the URL is refused so that it never lands in access logs."""
-    if "clientKey" in request.query_params or "client_key" in request.query_params:
+    names = {name.lower() for name in request.query_params}
+    if names & _KEY_PARAMS or _KEY_IN_URL.search(request.url.query):
         raise AuthError(
             400,
             "key_in_url",

@@ -19,6 +19,10 @@ STATUS: dict[type[errors.SearchgateError], int] = {
     errors.PayloadTooLarge: 413,
     errors.UploadRejected: 420,
     errors.Unavailable: 503,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.ReauthenticationRequired: 403,
+    errors.TooManyAttempts: 429,
 }
 
 
@@ -57,7 +61,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JsonResponse:
         err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts = list(err.get("loc", ()))
+        # The first part says where (body, query string, path...): a parameter can itself
+        # be called "query", so only that first part is dropped.
+        if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+            parts = parts[1:]
+        loc = ".".join(str(p) for p in parts)
         return JsonResponse(
             error_body(
                 request,

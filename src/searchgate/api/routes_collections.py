@@ -70,26 +70,38 @@ async def get_collection(request: Request, name: str) -> JsonResponse:
     summary="Create a collection or replace its settings (the index is rebuilt)",
     openapi_extra={"requestBody": REQUEST_BODY},
 )
-async def put_collection(request: Request, name: str) -> JsonResponse:
+async def put_collection(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.COLLECTIONS_WRITE)
     body = await json_body(request)
     raw = body.get("settings", body) if isinstance(body, dict) else body
     settings = parse_settings(raw)
     info, created = await run_in_threadpool(rt.services.catalog.put_settings, name, settings)
-    return json_response(info.to_dict(), status=201 if created else 200)
+    rt.indexer.notify()
+    # Any position at or after the rebuild's own will do: the current one.
+    out = info.to_dict()
+    if wait:
+        out["searchable"] = await wait_if_asked(
+            rt, await run_in_threadpool(rt.services.catalog.current_seq), wait
+        )
+    return json_response(out, status=201 if created else 200)
 
 
 @router.delete(
     "/api/v1/collections/{name}",
     summary="Delete a collection with its records, index and settings (irreversible)",
 )
-async def delete_collection(request: Request, name: str) -> JsonResponse:
+async def delete_collection(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.COLLECTIONS_DELETE)
     removed = await run_in_threadpool(rt.services.catalog.delete_collection, name)
     rt.indexer.notify()
-    return json_response({"collection": name, "deleted": True, "recordsDeleted": removed})
+    body: dict[str, Any] = {"collection": name, "deleted": True, "recordsDeleted": removed}
+    if wait:
+        body["searchable"] = await wait_if_asked(
+            rt, await run_in_threadpool(rt.services.catalog.current_seq), wait
+        )
+    return json_response(body)
 
 
 @router.post(
@@ -129,7 +141,8 @@ async def write_records(
     return json_response(write_summary(result, searchable))
 
 
-@router.get("/api/v1/collections/{name}/records/{record_id}", summary="One record by id")
+# ``:path`` so that ids holding a slash (SKUs like "AB/12") can be addressed too.
+@router.get("/api/v1/collections/{name}/records/{record_id:path}", summary="One record by id")
 async def get_record(request: Request, name: str, record_id: str) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.SEARCH)
@@ -137,7 +150,7 @@ async def get_record(request: Request, name: str, record_id: str) -> JsonRespons
     return json_response(record)
 
 
-@router.delete("/api/v1/collections/{name}/records/{record_id}", summary="Delete one record")
+@router.delete("/api/v1/collections/{name}/records/{record_id:path}", summary="Delete one record")
 async def delete_record(
     request: Request, name: str, record_id: str, wait: bool = False
 ) -> JsonResponse:

@@ -40,7 +40,7 @@ async def readyz(request: Request) -> JsonResponse:
             {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, 503
         )
     lag = int(state["lag"])  # type: ignore[call-overload]
-    ready = rt.started and lag <= READY_MAX_LAG and state["error"] is None
+    ready = rt.started and rt.indexer.ready and lag <= READY_MAX_LAG and state["error"] is None
     body = {
         "status": "ready" if ready else "not_ready",
         "database": "ok",
@@ -57,7 +57,10 @@ async def prometheus(request: Request) -> Response:
 
     def refresh() -> None:
         metrics.INDEX_LAG.set(rt.indexer.lag())
-        for info in rt.services.catalog.list_collections():
+        collections = rt.services.catalog.list_collections()
+        # Cleared first, so that a deleted collection stops being reported.
+        metrics.RECORDS.clear()
+        for info in collections:
             metrics.RECORDS.labels(info.name).set(info.record_count)
 
     await run_in_threadpool(refresh)

@@ -38,23 +38,26 @@ async def sayt(
     callback: str | None = None,
 ) -> Response:
     rt = runtime(request)
-    if callback is not None and not CALLBACK.match(callback):
+    if callback is not None and not CALLBACK.fullmatch(callback):
         raise InvalidInput(
             "callback must be a JavaScript identifier (letters, digits, _ and $, dotted)",
             field="callback",
         )
+    # A presented key is always checked (and a key in the URL always refused), even where
+    # SAYT is public; only a call without any key may be public.
     public = False
     if presented_key(request) is not None:
         authenticate(rt.services.keys, request, Scope.SAYT)
-    else:
-        settings = rt.sayt.settings(collection)
-        if not settings.sayt.public:
-            raise AuthError(
-                401,
-                "missing_key",
-                f"SAYT on {collection!r} needs a client key (public SAYT is off for it)",
-            )
+    elif rt.sayt.is_public(collection):
         public = True
+    else:
+        # The same answer for an unknown collection: no key, no hint of what exists.
+        raise AuthError(
+            401,
+            "missing_key",
+            "SAYT needs a client key ('Authorization: Bearer <key>' or 'X-Client-Key') "
+            "unless the collection's SAYT settings make it public",
+        )
     req = SaytRequest(
         query=query,
         collection=collection,
@@ -69,10 +72,18 @@ async def sayt(
     )
     result = await run_in_threadpool(rt.sayt.search, req, public)
     body = orjson.dumps(result)
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if public:
+        # Public SAYT is meant for browsers on any storefront origin, and carries no
+        # credentials, so any origin may read it.
+        headers["Access-Control-Allow-Origin"] = "*"
     if callback:
+        # U+2028/2029 are valid in JSON but ended a JavaScript string before ES2019; the
+        # leading comment keeps the body from starting with attacker-chosen bytes.
+        safe = body.replace("\u2028".encode(), b"\\u2028").replace("\u2029".encode(), b"\\u2029")
         return Response(
-            callback.encode() + b"(" + body + b");",
+            b"/**/" + callback.encode() + b"(" + safe + b");",
             media_type="application/javascript",
-            headers={"X-Content-Type-Options": "nosniff"},
+            headers=headers,
         )
-    return Response(body, media_type="application/json")
+    return Response(body, media_type="application/json", headers=headers)

@@ -80,6 +80,13 @@ async def upload_stream(request: Request) -> JsonResponse:
     async with request.form(
         max_files=2, max_fields=4, max_part_size=rt.services.settings.limits.max_body_bytes
     ) as form:
+        for part in ("config", "data"):
+            if form.get(part) is None:
+                raise InvalidInput(
+                    f"the multipart body has no {part!r} part (both 'config' and 'data' "
+                    "are required)",
+                    field=part,
+                )
         config_bytes, _ = await _part(form.get("config"))
         data, data_type = await _part(form.get("data"))
     try:

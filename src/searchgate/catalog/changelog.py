@@ -18,6 +18,16 @@ OP_REBUILD = "rebuild"  # settings changed or reindex asked: rebuild from the re
 OP_DROP = "drop"  # the collection is gone
 
 
+def lock(s: Session) -> None:
+    """Takes the change counter's row lock for the rest of the write transaction.
+
+    Called first by every catalog write: the checks that follow (does the collection
+    exist, is there room for another one) then see every earlier write, so two
+    uploads that create the same collection at once cannot both insert it.
+    """
+    s.execute(update(ChangeCounter).where(ChangeCounter.id == 1).values(seq=ChangeCounter.seq))
+
+
 def allocate(s: Session, count: int) -> int:
     """Reserves ``count`` sequence numbers and returns the first.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,21 +73,24 @@ def _ndjson(data: bytes) -> Parsed:
     return out
 
 
+# Only plain decimal notation is a number: "007" (a code), "1_000", "nan" or "١٢" stay
+# text, and integers beyond 15 digits (barcodes) stay text so that no digit is lost.
+_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,14})")
+_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?(?:[eE][+-]?[0-9]{1,3})?")
+
+
 def _csv_value(text: str) -> Any:
     """CSV cells are text; numbers and booleans are recognised, ``a|b`` is a list."""
     if "|" in text:
-        return [_csv_value(t) for t in text.split("|") if t != ""]
-    if text in ("true", "false"):
-        return text == "true"
-    try:
-        if text.strip() and text.strip().lstrip("-").isdigit():
-            return int(text)
-        if text.strip():
-            f = float(text)
-            if f == f and f not in (float("inf"), float("-inf")):
-                return f
-    except ValueError:
-        pass
+        return [_csv_value(t.strip()) for t in text.split("|") if t.strip() != ""]
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        value = float(text)
+        if value not in (float("inf"), float("-inf")):
+            return value
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     return text
 
 
@@ -101,12 +105,16 @@ def _csv(data: bytes) -> Parsed:
         header = next(reader)
     except StopIteration:
         return out
+    except csv.Error as exc:
+        raise InvalidInput(f"CSV error in the header: {exc}", field="data") from None
     header = [h.strip() for h in header]
     if not all(header) or len(set(header)) != len(header):
         raise InvalidInput("the CSV header needs unique, non-empty column names", field="data")
+    line_end = reader.line_num
     try:
         for row in reader:
-            line = reader.line_num
+            # A quoted cell may span lines: a row is reported by the line it starts on.
+            line, line_end = line_end + 1, reader.line_num
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):

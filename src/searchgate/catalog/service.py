@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from searchgate.catalog import changelog
-from searchgate.catalog.models import CollectionRow, RecordRow
+from searchgate.catalog.models import CollectionRow, QueryStatRow, RecordRow
 from searchgate.catalog.settings import CollectionSettings, infer_settings
 from searchgate.catalog.validation import (
     InvalidRecord,
@@ -138,6 +138,7 @@ class CatalogService:
                 f"at most {self.limits.max_collections} collections "
                 "(SEARCHGATE_LIMIT_MAX_COLLECTIONS); delete one or raise the limit",
                 field="collection",
+                limit=self.limits.max_collections,
             )
 
     def put_settings(self, name: str, settings: CollectionSettings) -> tuple[CollectionInfo, bool]:
@@ -145,6 +146,7 @@ class CatalogService:
         self._require_name(name)
         now = datetime.now(UTC)
         with self.db.write() as s:
+            changelog.lock(s)
             row = self._load(s, name)
             created = row is None
             if row is None:
@@ -160,13 +162,22 @@ class CatalogService:
     def delete_collection(self, name: str) -> int:
         """Irreversible: records, settings and index go. Returns the records removed."""
         with self.db.write() as s:
-            row = self._load(s, name)
-            if row is None:
-                raise NotFound(f"collection {name!r} does not exist", field="collection")
-            result = s.execute(delete(RecordRow).where(RecordRow.collection == name))
-            s.delete(row)
-            changelog.append(s, name, [(changelog.OP_DROP, None)])
-            return int(getattr(result, "rowcount", 0) or 0)
+            return self.delete_collection_in(s, name)
+
+    def delete_collection_in(self, s: Session, name: str) -> int:
+        """``delete_collection`` inside the caller's write transaction (so that the
+        audit event describing it commits with it)."""
+        changelog.lock(s)
+        row = self._load(s, name)
+        if row is None:
+            raise NotFound(f"collection {name!r} does not exist", field="collection")
+        result = s.execute(delete(RecordRow).where(RecordRow.collection == name))
+        # What people searched in it goes too: a new collection of that name must
+        # not suggest the old one's queries.
+        s.execute(delete(QueryStatRow).where(QueryStatRow.collection == name))
+        s.delete(row)
+        changelog.append(s, name, [(changelog.OP_DROP, None)])
+        return int(getattr(result, "rowcount", 0) or 0)
 
     # --- records -----------------------------------------------------------------
 
@@ -208,28 +219,23 @@ class CatalogService:
         Returns only after the transaction committed: an acknowledged record is durable.
         """
         self._require_name(name)
-        if len(records) > self.limits.max_records_per_request:
+        limit = self.limits.max_records_per_request
+        if len(records) > limit:
             raise LimitExceeded(
-                f"at most {self.limits.max_records_per_request} records per request; "
-                "split the upload",
+                f"at most {limit} records per request "
+                "(SEARCHGATE_LIMIT_MAX_RECORDS_PER_REQUEST); split the upload",
                 field="records",
+                limit=limit,
             )
         now = datetime.now(UTC)
         with self.db.write() as s:
+            changelog.lock(s)
             row = self._load(s, name)
             created = row is None
             if row is None:
                 self._check_room(s)
                 sample = [r for r in records[:1000] if isinstance(r, dict)]
                 settings = infer_settings(sample)
-                row = CollectionRow(
-                    name=name,
-                    settings_json=settings.model_dump_json(by_alias=True),
-                    created_at=now,
-                    updated_at=now,
-                )
-                s.add(row)
-                s.flush()
             else:
                 settings = CollectionSettings.model_validate_json(row.settings_json)
             valid, invalid, invalid_count = self._validate_all(
@@ -253,6 +259,25 @@ class CatalogService:
             for rec in valid:
                 by_id.pop(rec.record_id, None)
                 by_id[rec.record_id] = rec
+            if created and not by_id:
+                # Nothing to infer settings from and nothing to store: no collection is
+                # created, so that a later upload still infers its settings.
+                return WriteResult(
+                    collection=name,
+                    seq=changelog.current_seq(s),
+                    invalid=invalid,
+                    invalid_count=invalid_count,
+                )
+            if created:
+                s.add(
+                    CollectionRow(
+                        name=name,
+                        settings_json=settings.model_dump_json(by_alias=True),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                s.flush()
             ops: list[tuple[str, str | None]] = []
             if created:
                 ops.append((changelog.OP_CREATE, None))
@@ -321,11 +346,15 @@ class CatalogService:
             s.execute(stmt, rows[start : start + 2000])
 
     def delete_records(self, name: str, record_ids: Sequence[str]) -> WriteResult:
-        if len(record_ids) > self.limits.max_records_per_request:
+        limit = self.limits.max_records_per_request
+        if len(record_ids) > limit:
             raise LimitExceeded(
-                f"at most {self.limits.max_records_per_request} ids per request", field="ids"
+                f"at most {limit} ids per request (SEARCHGATE_LIMIT_MAX_RECORDS_PER_REQUEST)",
+                field="ids",
+                limit=limit,
             )
         with self.db.write() as s:
+            changelog.lock(s)
             if self._load(s, name) is None:
                 raise NotFound(f"collection {name!r} does not exist", field="collection")
             ids = list(dict.fromkeys(record_ids))
@@ -354,19 +383,16 @@ class CatalogService:
     # --- for indexers ------------------------------------------------------------
 
     def iter_all_records(self, name: str, chunk: int = 5000) -> Iterator[list[tuple[str, str]]]:
-        after = ""
-        while True:
-            with self.db.read() as s:
-                rows = s.execute(
-                    select(RecordRow.record_id, RecordRow.data)
-                    .where(RecordRow.collection == name, RecordRow.record_id > after)
-                    .order_by(RecordRow.record_id)
-                    .limit(chunk)
-                ).all()
-            if not rows:
-                return
-            yield [(r[0], r[1]) for r in rows]
-            after = rows[-1][0]
+        """Every record of a collection, read in one transaction (one snapshot), so a
+        rebuilt index never holds part of an upload that committed meanwhile."""
+        with self.db.read() as s:
+            result = s.execute(
+                select(RecordRow.record_id, RecordRow.data)
+                .where(RecordRow.collection == name)
+                .execution_options(yield_per=chunk)
+            )
+            for part in result.partitions():
+                yield [(r[0], r[1]) for r in part]
 
     def record_count(self, name: str) -> int:
         with self.db.read() as s:

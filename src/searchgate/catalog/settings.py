@@ -147,7 +147,9 @@ def infer_settings(records: list[dict[str, Any]]) -> CollectionSettings:
             elif avg_len > 40:
                 searchable.append(SearchableField(name=name, weight=1.0))
             else:
-                low_cardinality = distinct <= max(50, len(flat) // 4) or distinct <= 2000
+                # A navigation value is worth showing when records share it: on average
+                # at least two records per value (or few values in a small sample).
+                low_cardinality = distinct <= max(50, len(flat) // 2)
                 weight = 2.0 if name.lower() in ("brand", "manufacturer") else 1.5
                 searchable.append(SearchableField(name=name, weight=weight))
                 if low_cardinality and avg_len <= 40:
@@ -177,7 +179,10 @@ def infer_settings(records: list[dict[str, Any]]) -> CollectionSettings:
 
 
 def _display(name: str) -> str:
-    return re.sub(r"[_\-.]+", " ", name).strip().title()
+    """``inStock`` -> "In Stock", ``category_1`` and ``category1`` -> "Category 1"."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z0-9])|(?<=[0-9])(?=[A-Za-z])", " ", name)
+    words = re.sub(r"[_\-.]+", " ", spaced).split()
+    return " ".join(w[:1].upper() + w[1:] for w in words)
 
 
 def _range_nav(name: str, values: list[float]) -> NavigationSetting:
@@ -187,6 +192,9 @@ def _range_nav(name: str, values: list[float]) -> NavigationSetting:
         cut = _nice(ordered[int(q * (len(ordered) - 1))])
         if (not cuts or cut > cuts[-1]) and cut > ordered[0]:
             cuts.append(cut)
+    if not cuts:
+        # Every sampled value is the same: one bucket below it and one from it on.
+        cuts.append(min(_nice(ordered[0]), ordered[0]))
     buckets: list[RangeBucket] = []
     low: float | None = None
     for cut in cuts:

@@ -63,7 +63,11 @@ def validate_record(
     if not isinstance(raw, dict):
         return None, (None, f"a record is a JSON object, not {type(raw).__name__}")
     if len(raw) > limits.max_fields_per_record:
-        return None, (None, f"a record has at most {limits.max_fields_per_record} fields")
+        return None, (
+            None,
+            f"a record has at most {limits.max_fields_per_record} fields "
+            f"(SEARCHGATE_LIMIT_MAX_FIELDS_PER_RECORD); this one has {len(raw)}",
+        )
     id_value = raw.get(settings.id_field)
     if isinstance(id_value, bool) or not isinstance(id_value, str | int):
         return None, (settings.id_field, "missing id: a string or an integer is required")
@@ -90,9 +94,13 @@ def validate_record(
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
                 return None, (nav.name, f"{nav.name!r} is a range navigation: a number is required")
     try:
-        data = orjson.dumps(raw).decode()
+        encoded = orjson.dumps(raw)
     except (TypeError, orjson.JSONEncodeError) as exc:
         return None, (None, f"not serialisable as JSON: {exc}")
-    if len(data) > limits.max_record_bytes:
-        return None, (None, f"a record is at most {limits.max_record_bytes} bytes as JSON")
-    return ValidRecord(record_id=record_id, data=data), None
+    if len(encoded) > limits.max_record_bytes:
+        return None, (
+            None,
+            f"a record is at most {limits.max_record_bytes} bytes as JSON "
+            f"(SEARCHGATE_LIMIT_MAX_RECORD_BYTES); this one has {len(encoded)}",
+        )
+    return ValidRecord(record_id=record_id, data=encoded.decode()), None

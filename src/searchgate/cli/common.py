@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from searchgate.config import Settings
-from searchgate.errors import SearchgateError
+from searchgate.errors import NotFound, SearchgateError
 
+# Human messages go to stderr: stdout is for what scripts read (a key, JSON).
 console = Console(stderr=True)
+
+EXIT_NO = 1  # the answer is no: not found, not valid
+EXIT_USAGE = 2  # bad input or usage (as click reports usage errors)
 
 DataDir = typer.Option(
     None, "--data-dir", help="Data directory (default ./data; env SEARCHGATE_DATA_DIR)"
@@ -32,9 +36,9 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
-def fail(exc: SearchgateError, as_json: bool) -> None:
+def fail(exc: SearchgateError, as_json: bool) -> NoReturn:
     if as_json:
         emit_json({"error": exc.to_dict()})
     else:
         console.print(f"[red]error:[/red] {exc.message}")
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=EXIT_NO if isinstance(exc, NotFound) else EXIT_USAGE)

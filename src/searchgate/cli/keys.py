@@ -1,7 +1,13 @@
-"""``searchgate keys ...``: create, list, delete and check client keys."""
+"""``searchgate keys ...``: create, list, delete and check client keys.
+
+Exit codes: 0 done; 1 the answer is no (no such key to delete, not a valid key);
+2 bad input or usage. With ``--json`` stdout carries only JSON and prompts go to stderr.
+"""
 
 from __future__ import annotations
 
+import sys
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -9,14 +15,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from searchgate.cli.common import DataDir, JsonOut, console, emit_json, fail, settings_for
-from searchgate.errors import SearchgateError
+from searchgate.cli.common import (
+    EXIT_NO,
+    DataDir,
+    JsonOut,
+    console,
+    emit_json,
+    fail,
+    settings_for,
+)
+from searchgate.errors import InvalidInput, SearchgateError
 from searchgate.keys.format import check_key_format
 from searchgate.keys.scopes import Scope
 from searchgate.keys.service import KeyInfo
 from searchgate.runtime import build_services
 
-app = typer.Typer(help="Manage client keys (the secret is shown once, at creation).")
+app = typer.Typer(
+    help="Manage client keys (the secret is shown once, at creation).", no_args_is_help=True
+)
 
 
 def _as_dict(info: KeyInfo) -> dict[str, Any]:
@@ -25,9 +41,26 @@ def _as_dict(info: KeyInfo) -> dict[str, Any]:
         "name": info.name,
         "prefix": info.display_prefix,
         "scopes": sorted(s.value for s in info.scopes),
-        "createdAt": info.created_at.isoformat(),
+        # SQLite hands back naive datetimes; every stored time is UTC.
+        "createdAt": (
+            info.created_at
+            if info.created_at.tzinfo is not None
+            else info.created_at.replace(tzinfo=UTC)
+        ).isoformat(),
         "state": "deleted" if info.deleted else "disabled" if info.disabled else "active",
     }
+
+
+def _scopes(names: list[str] | None) -> frozenset[Scope]:
+    if not names:
+        return frozenset(Scope)
+    known = {s.value: s for s in Scope}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidInput(
+            f"unknown scope {unknown[0]!r} (scopes: {', '.join(known)})", field="scope"
+        )
+    return frozenset(known[n] for n in names)
 
 
 @app.command("create")
@@ -41,23 +74,18 @@ def create(
     data_dir: Path | None = DataDir,
     as_json: bool = JsonOut,
 ) -> None:
-    """Create a client key and print its secret once."""
-    services = build_services(settings_for(data_dir))
+    """Create a client key and print its secret once (only a digest is stored)."""
     try:
-        scopes = frozenset(Scope(s) for s in scope) if scope else frozenset(Scope)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    try:
-        created = services.keys.create(name, scopes)
+        scopes = _scopes(scope)
+        created = build_services(settings_for(data_dir)).keys.create(name, scopes)
     except SearchgateError as exc:
         fail(exc, as_json)
-        return
     if as_json:
         emit_json({**_as_dict(created.info), "key": created.secret})
         return
     console.print(f"Created key [bold]{created.info.name}[/bold] ({created.info.id}).")
     console.print("The key is shown this once; store it in your secret manager now:")
+    # The secret alone on stdout, so that `KEY=$(searchgate keys create ...)` works.
     typer.echo(created.secret)
 
 
@@ -67,9 +95,8 @@ def list_keys(
     data_dir: Path | None = DataDir,
     as_json: bool = JsonOut,
 ) -> None:
-    """List keys: ids, names, prefixes and states; never a secret."""
-    services = build_services(settings_for(data_dir))
-    infos = services.keys.list(include_deleted=all_keys)
+    """List keys: ids, names, prefixes, scopes, creation times and states; never a secret."""
+    infos = build_services(settings_for(data_dir)).keys.list(include_deleted=all_keys)
     if as_json:
         emit_json([_as_dict(i) for i in infos])
         return
@@ -84,7 +111,7 @@ def list_keys(
             d["createdAt"][:19],
             d["state"],
         )
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 @app.command("delete")
@@ -94,15 +121,22 @@ def delete(
     data_dir: Path | None = DataDir,
     as_json: bool = JsonOut,
 ) -> None:
-    """Delete a key. Irreversible: it never authenticates again."""
+    """Delete a key. Irreversible: it never authenticates again (servers notice within
+    SEARCHGATE_KEY_CACHE_SECONDS)."""
     services = build_services(settings_for(data_dir))
-    if not yes and not as_json:
-        typer.confirm(f"Delete key {key!r}? This cannot be undone", abort=True)
     try:
-        info = services.keys.delete(key)
+        target = services.keys.get(key)
     except SearchgateError as exc:
         fail(exc, as_json)
-        return
+    if not yes and not typer.confirm(
+        f"Delete key {target.name!r} ({target.id})? This cannot be undone", err=True
+    ):
+        console.print("not deleted")
+        raise typer.Exit(EXIT_NO)
+    try:
+        info = services.keys.delete(target.id)
+    except SearchgateError as exc:
+        fail(exc, as_json)
     if as_json:
         emit_json(_as_dict(info))
     else:
@@ -111,15 +145,37 @@ def delete(
 
 @app.command("check")
 def check(
-    key: str = typer.Argument(..., help="A string that may be a Searchgate client key"),
+    key: str = typer.Argument(
+        ..., help="The string to check, or - to read it from stdin (keeps it out of history)"
+    ),
+    known: bool = typer.Option(
+        False, "--known", help="Also require an active key of this deployment (reads the database)"
+    ),
+    data_dir: Path | None = DataDir,
     as_json: bool = JsonOut,
 ) -> None:
-    """Say whether a string is a well-formed Searchgate key (offline, no server)."""
-    problem = check_key_format(key.strip())
+    """Say whether a string is a well-formed Searchgate client key: offline (prefix,
+    length, checksum), or with --known also active here. Exit 0 if so, 1 if not."""
+    candidate = (sys.stdin.readline() if key == "-" else key).strip()
+    problem = check_key_format(candidate)
+    info: KeyInfo | None = None
+    if problem is None and known:
+        info = build_services(settings_for(data_dir)).keys.verify(candidate)
+        if info is None:
+            problem = "well formed, but not a key of this deployment"
+        elif not info.usable:
+            problem = f"key {info.id} is {'deleted' if info.deleted else 'disabled'}"
     if as_json:
-        emit_json({"wellFormed": problem is None, "reason": problem})
+        emit_json(
+            {
+                "valid": problem is None,
+                "reason": problem,
+                "id": info.id if info is not None else None,
+            }
+        )
     elif problem is None:
-        console.print("well-formed Searchgate client key (checksum matches)")
+        suffix = f": key {info.name} ({info.id}), active" if info is not None else ""
+        console.print(f"a well-formed Searchgate client key (checksum matches){suffix}")
     else:
-        console.print(f"not a Searchgate client key: {problem}")
-    raise typer.Exit(0 if problem is None else 1)
+        console.print(f"not a valid Searchgate client key: {problem}")
+    raise typer.Exit(0 if problem is None else EXIT_NO)

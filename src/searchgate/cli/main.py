@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from rich.progress import (
 
 from searchgate.catalog import changelog
 from searchgate.catalog.service import parse_settings
+from searchgate.cli import audit as audit_cli
 from searchgate.cli import keys as keys_cli
+from searchgate.cli import users as users_cli
 from searchgate.cli.common import DataDir, console, settings_for
 from searchgate.config import Settings
 from searchgate.demo import DEMO_QUERIES, demo_settings, generate
@@ -37,8 +40,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(users_cli.app, name="users")
+app.add_typer(audit_cli.app, name="audit")
 
 DEMO_KEY_NAME = "demo"
+DEMO_ADMIN_EMAIL = "admin@demo.example"
 
 
 def _progress() -> Progress:
@@ -75,10 +81,17 @@ def load_demo(services: Services, count: int, collection: str = "default") -> in
 
 def _demo_key(services: Services, settings: Settings) -> None:
     path = settings.secrets_dir / "demo-client-key"
-    if any(k.name == DEMO_KEY_NAME for k in services.keys.list()):
+    if path.exists() and any(k.name.startswith(DEMO_KEY_NAME) for k in services.keys.list()):
         console.print(f"Demo client key: created on first start, kept in {path} (mode 0600).")
         return
-    created = services.keys.create(DEMO_KEY_NAME)
+    # Deleted keys keep their names on their tombstones, so a replacement gets a new one.
+    taken = {k.name for k in services.keys.list(include_deleted=True)}
+    name = next(
+        n
+        for n in (DEMO_KEY_NAME, *(f"{DEMO_KEY_NAME}-{i}" for i in range(2, 1000)))
+        if n not in taken
+    )
+    created = services.keys.create(name)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as fh:
         fh.write(created.secret + "\n")
@@ -88,6 +101,26 @@ def _demo_key(services: Services, settings: Settings) -> None:
         f"Try: curl -s http://{settings.host}:{settings.port}/api/v1/search "
         f'-H "Authorization: Bearer $(cat {path})" -d \'{{"query": "macbook"}}\''
     )
+
+
+def _demo_admin(services: Services, settings: Settings) -> None:
+    """The demo's first admin, with a random password printed once (never a default)."""
+    from searchgate.cli.users import cli_actor
+
+    actor = cli_actor()
+    if services.users.list(actor):
+        console.print(
+            "Command Center: sign in with an existing account (`searchgate users create` adds one)."
+        )
+        return
+    password = secrets.token_urlsafe(15)
+    services.users.create(actor, DEMO_ADMIN_EMAIL, password, "admin", "Demo Admin")
+    console.print(
+        f"[bold]Command Center[/bold]: http://{settings.host}:{settings.port}/  "
+        f"sign in as {DEMO_ADMIN_EMAIL} with the password (shown once):"
+    )
+    console.print(f"  {password}")
+    console.print("Admins enrol in MFA (a TOTP app) at their first sign-in.")
 
 
 @app.command()
@@ -116,6 +149,7 @@ def serve(
             n = load_demo(services, demo_count)
             console.print(f"Loaded {n} demo products into collection 'default'.")
         _demo_key(services, settings)
+        _demo_admin(services, settings)
     services.db.dispose()
     # Worker processes read their settings from the environment, like any deployment.
     os.environ["SEARCHGATE_DATA_DIR"] = str(settings.data_dir.resolve())
@@ -214,7 +248,7 @@ def reindex(
 def show_settings(data_dir: Path | None = DataDir) -> None:
     """Print the effective settings (without secrets)."""
     settings = settings_for(data_dir)
-    data = settings.model_dump(mode="json", exclude={"key_pepper"})
+    data = settings.model_dump(mode="json", exclude={"key_pepper", "audit_key"})
     data["database_url"] = settings.resolved_database_url.split("@")[-1]
     typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 

@@ -140,8 +140,11 @@ class SearchEngine(Protocol):
 
     def count(self, collection: str, text: TextQuery | None, filter: Filter) -> int: ...
 
-    def complete_words(self, collection: str, prefix: str, limit: int) -> list[tuple[str, int]]:
-        """Indexed words of the completion fields that start with ``prefix``."""
+    def complete_words(
+        self, collection: str, prefix: str, limit: int, within: TextQuery | None = None
+    ) -> list[tuple[str, int]]:
+        """Indexed words of the completion fields that start with ``prefix``, counted
+        over the records matching ``within`` when given."""
         ...
 
     def similar_words(self, collection: str, word: str, limit: int) -> list[tuple[str, int]]:

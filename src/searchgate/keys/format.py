@@ -39,7 +39,8 @@ def check_key_format(candidate: str) -> str | None:
     """Returns None for a well-formed key, else the reason it is not one."""
     if not candidate.startswith(PREFIX):
         return f"does not start with {PREFIX!r}"
-    if not KEY_PATTERN.match(candidate):
+    # fullmatch: with match() the pattern's $ would also accept a trailing newline.
+    if not KEY_PATTERN.fullmatch(candidate):
         return f"expected {PREFIX!r} followed by {RANDOM_CHARS + CHECKSUM_CHARS} base62 characters"
     body = candidate[len(PREFIX) :]
     if checksum(body[:RANDOM_CHARS]) != body[RANDOM_CHARS:]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -20,6 +21,9 @@ from searchgate.keys.models import ClientKeyRow
 from searchgate.keys.scopes import ALL_SCOPES, Scope
 
 NAME_MAX = 128
+# Names and ids share one argument in the CLI (``keys delete ID|NAME``), so a name may
+# not look like an id.
+_ID_SHAPE = re.compile(r"^key_[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class KeyService:
         name = name.strip()
         if not name or len(name) > NAME_MAX:
             raise InvalidInput(f"a key name has 1 to {NAME_MAX} characters", field="name")
+        if _ID_SHAPE.match(name):
+            raise InvalidInput("a key name may not look like a key id (key_...)", field="name")
         if not scopes:
             raise InvalidInput("a key needs at least one scope", field="scopes")
         secret = generate_key()
@@ -80,8 +86,11 @@ class KeyService:
             created_at=datetime.now(UTC),
         )
         with self.db.write() as s:
-            if s.scalar(select(ClientKeyRow.id).where(ClientKeyRow.name == name)):
-                raise Conflict(f"a key named {name!r} exists already", field="name")
+            same = s.scalar(select(ClientKeyRow).where(ClientKeyRow.name == name))
+            if same is not None:
+                # Deleted keys keep their name, so that logs and audits stay unambiguous.
+                was = " (a deleted key; names are not reused)" if same.deleted_at else ""
+                raise Conflict(f"a key named {name!r} exists already{was}", field="name")
             s.add(row)
         return CreatedKey(info=_info(row), secret=secret)
 

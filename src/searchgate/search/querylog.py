@@ -23,6 +23,11 @@ from searchgate.engines.tantivy.layout import words
 
 log = logging.getLogger("searchgate.querylog")
 MAX_QUERY = 256
+# Distinct queries counted between two flushes; beyond it only known ones are counted,
+# so a flood of unique queries cannot grow memory without bound.
+MAX_PENDING = 100_000
+# The most searched queries of a collection held in memory for suggestions.
+MAX_LOADED = 200_000
 
 
 def normalise(query: str) -> str:
@@ -46,8 +51,10 @@ class QueryLog:
     def record(self, collection: str, query: str) -> None:
         q = normalise(query)
         if q:
+            key = (collection, q)
             with self._lock:
-                self._pending[(collection, q)] += 1
+                if key in self._pending or len(self._pending) < MAX_PENDING:
+                    self._pending[key] += 1
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="searchgate-querylog", daemon=True)
@@ -93,6 +100,9 @@ class QueryLog:
             with self._lock:
                 self._pending.update(pending)
             raise
+        # This process sees its own counts at once; other processes within reload_seconds.
+        for collection in {c for c, _q in pending}:
+            self._popular.pop(collection, None)
         return len(pending)
 
     def add_counts(self, collection: str, counts: dict[str, int]) -> None:
@@ -103,7 +113,6 @@ class QueryLog:
                 if key:
                     self._pending[(collection, key)] += n
         self.flush()
-        self._popular.pop(collection, None)
 
     def _load(self, collection: str) -> tuple[list[str], list[int]]:
         now = time.monotonic()
@@ -114,10 +123,14 @@ class QueryLog:
             rows = s.execute(
                 select(QueryStatRow.query, QueryStatRow.count)
                 .where(QueryStatRow.collection == collection)
-                .order_by(QueryStatRow.query)
+                .order_by(QueryStatRow.count.desc(), QueryStatRow.query)
+                .limit(MAX_LOADED)
             ).all()
-        queries = [r[0] for r in rows]
-        counts = [int(r[1]) for r in rows]
+        # Sorted in Python: bisect needs code-point order, which a database collation
+        # may not give.
+        ordered = sorted((str(r[0]), int(r[1])) for r in rows)
+        queries = [q for q, _n in ordered]
+        counts = [n for _q, n in ordered]
         self._popular[collection] = (now + self.reload_seconds, queries, counts)
         return queries, counts
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import bisect
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,27 +12,29 @@ import orjson
 
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.service import CatalogService
-from searchgate.catalog.settings import CollectionSettings
+from searchgate.catalog.settings import CollectionSettings, SaytSettings
 from searchgate.config import Limits
 from searchgate.engines.base import (
     FacetRequest,
     Filter,
-    MatchAll,
-    Range,
     SearchPlan,
     SortKey,
-    Terms,
     TextQuery,
-    and_,
 )
 from searchgate.engines.tantivy.engine import TantivyEngine
 from searchgate.engines.tantivy.layout import fold, words
 from searchgate.errors import InvalidInput, NotFound
-from searchgate.search.querylog import QueryLog
+from searchgate.search.querylog import QueryLog, normalise
+from searchgate.search.sayt_forms import parse_product_sort, parse_refinements
 
 MAX_ITEMS = 50
+MAX_WORDS = 16
 NAV_VALUES_CACHE_SECONDS = 5.0
-_SORT = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\-]*):([AD])$")
+# How long the stored SAYT settings (public or not, public fields) are reused.
+SAYT_SETTINGS_CACHE_SECONDS = 1.0
+NAV_VALUES_MAX = 5000
+# How many value words one typed prefix may visit: a one-letter prefix stops early.
+NAV_SCAN_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -49,58 +51,49 @@ class SaytRequest:
     refinements: str | None = None
 
 
-def parse_product_sort(text: str | None, settings: CollectionSettings) -> tuple[SortKey, ...]:
-    if not text:
-        return ()
-    keys = []
-    for part in (p for p in text.split("~") if p):
-        m = _SORT.match(part)
-        if m is None:
-            raise InvalidInput(
-                f"productSort: {part!r} is not field:A or field:D", field="productSort"
-            )
-        if m.group(1) not in settings.sortable:
-            raise InvalidInput(f"productSort: {m.group(1)!r} is not sortable", field="productSort")
-        keys.append(SortKey(m.group(1), m.group(2) == "D"))
-    return tuple(keys)
+def _distance(a: str, b: str) -> int:
+    """Characters to add, drop or change to turn ``b`` (what was typed) into ``a``."""
+    if a.startswith(b):
+        return len(a) - len(b)
+    if len(a) > 64 or len(b) > 64:
+        return abs(len(a) - len(b))
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
 
 
-def parse_refinements(text: str | None, settings: CollectionSettings) -> Filter:
-    """``~Brand=Bose~price:20..80``: values with '=', numeric ranges with ':low..high'."""
-    if not text:
-        return MatchAll()
-    parts: dict[str, list[Filter]] = {}
-    for item in (p for p in text.split("~") if p):
-        if "=" in item:
-            name, value = item.split("=", 1)
-            nav = settings.navigation(name)
-            if nav is None or nav.type != "Value":
-                raise InvalidInput(
-                    f"refinements: {name!r} is not a value navigation", field="refinements"
-                )
-            parts.setdefault(name, []).append(Terms(name, (value,)))
-        elif ":" in item and ".." in item:
-            name, span = item.split(":", 1)
-            low_s, high_s = span.split("..", 1)
-            nav = settings.navigation(name)
-            if nav is None or nav.type != "Range":
-                raise InvalidInput(
-                    f"refinements: {name!r} is not a range navigation", field="refinements"
-                )
-            try:
-                low = float(low_s) if low_s else None
-                high = float(high_s) if high_s else None
-            except ValueError:
-                raise InvalidInput(
-                    f"refinements: bad range {span!r}", field="refinements"
-                ) from None
-            parts.setdefault(name, []).append(Range(name, low, high))
-        else:
-            raise InvalidInput(
-                f"refinements: {item!r} is neither Name=value nor name:low..high",
-                field="refinements",
-            )
-    return and_(*(f for fs in parts.values() for f in fs))
+def _depluralise(text: str) -> str:
+    return " ".join(w[:-1] if w.endswith("s") and not w.endswith("ss") else w for w in text.split())
+
+
+@dataclass(frozen=True)
+class _NavValues:
+    """One navigation's values, most frequent first, with a sorted word index."""
+
+    expires: float
+    seq: int  # the index position they were read at
+    values: list[str]
+    index: list[tuple[str, int]]  # (folded word, position in values), sorted
+
+    def matching(self, typed: list[str], limit: int) -> list[str]:
+        """Values with a word that starts with one of the typed words; values that match
+        more of the typed words first, then the more frequent."""
+        hits: dict[int, int] = {}
+        for t in dict.fromkeys(typed):
+            seen: set[int] = set()
+            i = bisect.bisect_left(self.index, (t, -1))
+            end = min(len(self.index), i + NAV_SCAN_MAX)
+            while i < end and self.index[i][0].startswith(t):
+                seen.add(self.index[i][1])
+                i += 1
+            for pos in seen:
+                hits[pos] = hits.get(pos, 0) + 1
+        ranked = sorted(hits, key=lambda pos: (-hits[pos], pos))[:limit]
+        return [self.values[pos] for pos in ranked]
 
 
 class SaytService:
@@ -117,7 +110,8 @@ class SaytService:
         self.areas = areas
         self.query_log = query_log
         self.limits = limits
-        self._nav_values: dict[tuple[str, str], tuple[float, list[tuple[str, int]]]] = {}
+        self._nav_values: dict[tuple[str, str], _NavValues] = {}
+        self._sayt_settings: dict[str, tuple[float, SaytSettings | None]] = {}
 
     def settings(self, collection: str) -> CollectionSettings:
         settings = self.engine.settings_of(collection) or self.catalog.settings_of(collection)
@@ -125,9 +119,28 @@ class SaytService:
             raise NotFound(f"collection {collection!r} does not exist", field="collection")
         return settings
 
+    def sayt_settings(self, collection: str) -> SaytSettings | None:
+        """The SAYT settings as stored now, not as the index was built: making SAYT
+        private again takes effect within a second, not after the index rebuild."""
+        now = time.monotonic()
+        hit = self._sayt_settings.get(collection)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        stored = self.catalog.settings_of(collection)
+        if len(self._sayt_settings) > 1000:
+            self._sayt_settings.clear()
+        sayt = stored.sayt if stored is not None else None
+        self._sayt_settings[collection] = (now + SAYT_SETTINGS_CACHE_SECONDS, sayt)
+        return sayt
+
+    def is_public(self, collection: str) -> bool:
+        """Whether SAYT on ``collection`` answers without a key (False when unknown)."""
+        sayt = self.sayt_settings(collection)
+        return sayt is not None and sayt.public
+
     def check(self, req: SaytRequest) -> None:
         if not req.query.strip():
-            raise InvalidInput("query is required", field="query")
+            raise InvalidInput("query is required (the text typed so far)", field="query")
         if len(req.query) > self.limits.max_query_chars:
             raise InvalidInput(
                 f"query: at most {self.limits.max_query_chars} characters", field="query"
@@ -141,13 +154,46 @@ class SaytService:
                 raise InvalidInput(f"{name}: 0 to {MAX_ITEMS}", field=name)
 
     def search(self, req: SaytRequest, public: bool) -> dict[str, Any]:
+        """``public``: the caller has no key, so products carry only the public fields."""
         self.check(req)
         self.areas.get(req.area)
         settings = self.settings(req.collection)
-        indexed = self.engine.has_collection(req.collection)
-        terms = self._terms(req) if indexed else []
-        navs = self._navigations(req, settings) if indexed else []
-        products = self._products(req, settings, public) if indexed else []
+        if public:
+            stored = self.sayt_settings(req.collection)
+            shown = stored.public_fields if stored is not None and stored.public else []
+            settings = settings.model_copy(
+                update={"sayt": settings.sayt.model_copy(update={"public_fields": shown})}
+            )
+        # Parsed before searching so that a malformed one is a 400 even on an empty index.
+        filter = parse_refinements(req.refinements, settings, self.limits.max_refinements)
+        sort = parse_product_sort(req.product_sort, settings)
+        ws = words(req.query)[:MAX_WORDS]
+        terms: list[dict[str, Any]] = []
+        navs: list[dict[str, Any]] = []
+        products: list[dict[str, Any]] = []
+        if self.engine.has_collection(req.collection) and ws:
+            open_end = req.query.endswith(" ")
+            terms = self._terms(req, ws, open_end)
+            navs = self._navigations(req, settings, ws)
+            products = self._products(req, settings, public, ws, filter, sort)
+            missing = (
+                (req.search_items and not terms)
+                or (req.navigation_items and not navs)
+                or (req.product_items and not products)
+            )
+            if req.fuzzy and missing:
+                # A typo: what was asked for and not found, for the closest indexed words.
+                fixed = self._corrected(req.collection, ws)
+                if fixed is not None:
+                    terms = terms or self._terms(req, fixed, open_end)
+                    navs = navs or self._navigations(req, settings, fixed)
+                    products = products or self._products(
+                        req, settings, public, fixed, filter, sort
+                    )
+        typed = " ".join(ws)
+        for t in terms:
+            t["distanceToSearch"] = _distance(t["value"], typed)
+            t["distanceToDepluralized"] = _distance(_depluralise(t["value"]), _depluralise(typed))
         return {
             "status": {
                 "code": 200,
@@ -161,7 +207,7 @@ class SaytService:
                     "navigationCount": len(navs),
                     "searchCount": len(terms),
                     "productCount": len(products),
-                    "autocompleteResponse": req.product_items == 0,
+                    "autocompleteResponse": req.search_items > 0 or req.navigation_items > 0,
                     "productSearchResponse": req.product_items > 0,
                 },
                 "searchTerms": terms,
@@ -170,78 +216,81 @@ class SaytService:
             },
         }
 
-    def _terms(self, req: SaytRequest) -> list[dict[str, Any]]:
-        if req.search_items == 0:
+    def _corrected(self, collection: str, ws: list[str]) -> list[str] | None:
+        """``ws`` with each word that starts no indexed word replaced by the closest one."""
+        out = []
+        for w in ws:
+            if len(w) >= 3 and not w.isdigit() and not self.engine.complete_words(collection, w, 1):
+                similar = self.engine.similar_words(collection, w, 1)
+                out.append(similar[0][0] if similar else w)
+            else:
+                out.append(w)
+        return out if out != ws else None
+
+    def _terms(self, req: SaytRequest, ws: list[str], open_end: bool) -> list[dict[str, Any]]:
+        """What people searched that starts with the typed text, most searched first, then
+        completions of the last word among the records that match the earlier ones."""
+        limit = req.search_items
+        if limit == 0:
             return []
-        typed = " ".join(words(req.query))
+        typed = " ".join(ws) + (" " if open_end else "")
         found: dict[str, None] = {}
-        for q, _n in self.query_log.completions(req.collection, req.query, req.search_items):
+        for q, _n in self.query_log.completions(req.collection, typed, limit):
             found[q] = None
-        if len(found) < req.search_items:
-            ws = words(req.query)
-            head = " ".join(ws[:-1])
-            ending_space = req.query.endswith(" ")
-            if ws and not ending_space:
-                for word, _c in self.engine.complete_words(
-                    req.collection, ws[-1], req.search_items * 2
-                ):
-                    phrase = f"{head} {word}".strip()
-                    found.setdefault(phrase, None)
-                    if len(found) >= req.search_items:
-                        break
-        if not found and req.fuzzy:
-            ws = words(req.query)
-            if ws:
-                head = " ".join(ws[:-1])
-                for word, _c in self.engine.similar_words(req.collection, ws[-1], req.search_items):
-                    found.setdefault(f"{head} {word}".strip(), None)
-        values = list(found)[: req.search_items]
+        if len(found) < limit and not open_end:
+            head = ws[:-1]
+            within = TextQuery(words=tuple(head), every_word_prefix=True) if head else None
+            for word, _c in self.engine.complete_words(req.collection, ws[-1], limit * 2, within):
+                if word in head:
+                    continue
+                found.setdefault(normalise(" ".join([*head, word])), None)
+                if len(found) >= limit:
+                    break
+        values = list(found)[:limit]
         if req.alphabetize:
             values.sort()
         return [
-            {
-                "value": v,
-                "additionalInfo": {},
-                "distanceToSearch": max(len(v) - len(typed), 0),
-                "distanceToDepluralized": max(len(v.rstrip("s")) - len(typed.rstrip("s")), 0),
-            }
+            {"value": v, "additionalInfo": {}, "distanceToSearch": 0, "distanceToDepluralized": 0}
             for v in values
         ]
 
-    def _values_of(self, collection: str, nav_name: str) -> list[tuple[str, int]]:
+    def _values_of(self, collection: str, nav_name: str) -> _NavValues:
         key = (collection, nav_name)
         now = time.monotonic()
         hit = self._nav_values.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None and hit.expires > now:
+            return hit
+        seq = self.engine.applied_seq()
+        if hit is not None and hit.seq == seq:
+            # Nothing changed since: reading them again would only cost a facet count.
+            entry = _NavValues(now + NAV_VALUES_CACHE_SECONDS, seq, hit.values, hit.index)
+            self._nav_values[key] = entry
+            return entry
         plan = SearchPlan(
             text=None,
             limit=1,
-            facets=(FacetRequest(name=nav_name, kind="Value", size=5000),),
+            facets=(FacetRequest(name=nav_name, kind="Value", size=NAV_VALUES_MAX),),
         )
         result = self.engine.search(collection, plan)
-        values = result.facets[nav_name].values if nav_name in result.facets else []
-        self._nav_values[key] = (now + NAV_VALUES_CACHE_SECONDS, values)
-        return values
+        values = (
+            [v for v, _c in result.facets[nav_name].values] if nav_name in result.facets else []
+        )
+        index = sorted((w, pos) for pos, v in enumerate(values) for w in set(words(v)))
+        entry = _NavValues(now + NAV_VALUES_CACHE_SECONDS, seq, values, index)
+        self._nav_values[key] = entry
+        return entry
 
-    def _navigations(self, req: SaytRequest, settings: CollectionSettings) -> list[dict[str, Any]]:
+    def _navigations(
+        self, req: SaytRequest, settings: CollectionSettings, ws: list[str]
+    ) -> list[dict[str, Any]]:
         if req.navigation_items == 0:
-            return []
-        typed = words(req.query)
-        if not typed:
             return []
         out = []
         for name in settings.sayt.navigations:
             nav = settings.navigation(name)
             if nav is None or nav.type != "Value":
                 continue
-            matches = []
-            for value, _count in self._values_of(req.collection, name):
-                vwords = words(value)
-                if _word_prefixes_match(typed, vwords):
-                    matches.append(value)
-                    if len(matches) >= req.navigation_items:
-                        break
+            matches = self._values_of(req.collection, name).matching(ws, req.navigation_items)
             if req.alphabetize:
                 matches.sort(key=fold)
             if matches:
@@ -251,42 +300,54 @@ class SaytService:
         return out
 
     def _products(
-        self, req: SaytRequest, settings: CollectionSettings, public: bool
+        self,
+        req: SaytRequest,
+        settings: CollectionSettings,
+        public: bool,
+        ws: list[str],
+        filter: Filter,
+        sort: tuple[SortKey, ...],
     ) -> list[dict[str, Any]]:
         if req.product_items == 0:
             return []
-        ws = words(req.query)[:16]
-        if not ws:
-            return []
         plan = SearchPlan(
             text=TextQuery(words=tuple(ws), every_word_prefix=True),
-            filter=parse_refinements(req.refinements, settings),
-            sort=parse_product_sort(req.product_sort, settings),
+            filter=filter,
+            sort=sort,
             limit=req.product_items,
         )
         result = self.engine.search(req.collection, plan)
-        out = []
-        for h in result.hits:
-            meta: dict[str, Any] = orjson.loads(h.source)
-            title = meta.get(settings.title_field) if settings.title_field else None
-            url = meta.get(settings.url_field) if settings.url_field else None
-            if public:
-                allowed = set(settings.sayt.public_fields)
-                meta = {k: v for k, v in meta.items() if k in allowed}
-            out.append(
-                {
-                    "_id": h.record_id,
-                    "_u": url
-                    if isinstance(url, str)
-                    else f"/{quote(req.collection)}/{quote(h.record_id)}",
-                    "_t": title if isinstance(title, str) else h.record_id,
-                    "allMeta": meta,
-                    "collection": req.collection,
-                }
-            )
-        return out
+        return [
+            _product(req.collection, settings, public, h.record_id, orjson.loads(h.source))
+            for h in result.hits
+        ]
 
 
-def _word_prefixes_match(typed: list[str], value_words: list[str]) -> bool:
-    """Every typed word is a prefix of some word of the value (the last may be partial)."""
-    return all(any(vw.startswith(t) for vw in value_words) for t in typed)
+def _product(
+    collection: str,
+    settings: CollectionSettings,
+    public: bool,
+    record_id: str,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    title = meta.get(settings.title_field) if settings.title_field else None
+    url = meta.get(settings.url_field) if settings.url_field else None
+    if not public:
+        return {
+            "_id": record_id,
+            "_u": url if isinstance(url, str) else f"/{quote(collection)}/{quote(record_id)}",
+            "_t": title if isinstance(title, str) else record_id,
+            "allMeta": meta,
+            "collection": collection,
+        }
+    # Without a key a browser sees only what the collection's SAYT settings list:
+    # title and URL too are shown only when they are among those fields.
+    allowed = settings.sayt.public_fields
+    out: dict[str, Any] = {"_id": record_id}
+    if settings.url_field in allowed and isinstance(url, str):
+        out["_u"] = url
+    if settings.title_field in allowed and isinstance(title, str):
+        out["_t"] = title
+    out["allMeta"] = {k: meta[k] for k in allowed if k in meta}
+    out["collection"] = collection
+    return out

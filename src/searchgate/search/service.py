@@ -1,13 +1,35 @@
-"""Searches a collection the way the GroupBy v1 protocol describes."""
+"""Searches a collection the way the GroupBy v1 protocol describes.
+
+Decisions where the protocol is silent:
+- Several values selected on one navigation combine with AND, unless the navigation
+  is OR (``"or": true`` in its settings, or named in the request's ``orFields``): then
+  they combine with OR, and that navigation's counts ignore its own selection while
+  every other navigation's counts respect it. ``exclude: true`` refinements are
+  removed from the result (``NOT``) in both cases.
+- ``pruneRefinements`` (default true) drops refinements whose count equals the total,
+  since selecting them would change nothing; an OR navigation's counts ignore its own
+  selection, so it is never pruned. A navigation left without refinements is omitted.
+- Value navigations list their values by count, most first, then by value; range
+  navigations list their configured buckets in order, without the empty ones.
+- ``restrictNavigation`` and the refinements endpoint reject an unknown navigation
+  (400), as refinements do; ``includedNavigations``/``excludedNavigations`` only filter.
+- Value biases apply to value navigations and count when results are ranked by
+  relevance (no sort, or a ``_relevance`` key). A bias adds ``strength * influence`` to
+  the score of the records it matches (a decrease adds it to every other record);
+  ``Absolute_*`` strengths put matching records above (below) every other one.
+- Autocorrection: when a query finds nothing, each word that matches no record alone
+  is replaced by the most frequent indexed title word within a small edit distance,
+  and the search is run again; if that finds something the response carries
+  ``correctedQuery``, ``didYouMean`` and ``query`` (corrected) next to
+  ``originalQuery`` (as typed).
+"""
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
-
-import orjson
 
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.service import CatalogService
@@ -19,6 +41,7 @@ from searchgate.engines.base import (
     FacetResult,
     Filter,
     Ids,
+    MatchAll,
     Not,
     Or,
     Range,
@@ -32,12 +55,17 @@ from searchgate.engines.base import (
 )
 from searchgate.engines.tantivy.layout import value_key, words
 from searchgate.errors import InvalidInput, NotFound
+from searchgate.search.navigation import navigation_out, record_out, selected_out
 from searchgate.search.prefilter import parse_prefilter
 from searchgate.search.request import SearchRequest, SelectedRefinement
 
 MAX_WORDS = 32
+# Absolute strengths add a bonus far above text relevance (BM25 times field weights,
+# in the tens), yet small enough that tantivy's f32 scores still tell the relevance
+# of two boosted records apart (1e6 would round differences below 0.06 away).
+ABSOLUTE = 1e4
 STRENGTH_FACTOR = {
-    "Absolute_Increase": 1e6,
+    "Absolute_Increase": ABSOLUTE,
     "Strong_Increase": 3.0,
     "Medium_Increase": 2.0,
     "Weak_Increase": 1.0,
@@ -45,10 +73,12 @@ STRENGTH_FACTOR = {
     "Weak_Decrease": -1.0,
     "Medium_Decrease": -2.0,
     "Strong_Decrease": -3.0,
-    "Absolute_Decrease": -1e6,
+    "Absolute_Decrease": -ABSOLUTE,
 }
-ABSOLUTE = 1e6
 DEFAULT_INFLUENCE = 5.0
+# Extra values asked of a pruned navigation: the pruned ones (count == total) are the
+# most frequent, so these keep ``maxValues`` refinements after pruning.
+PRUNE_PAD = 16
 
 QueryRecorder = Callable[[str, str], None]
 
@@ -76,10 +106,11 @@ class SearchService:
         area = self.areas.get(req.area)
         self._check_limits(req)
         settings = self._settings(req.collection)
-        query = req.query or ""
-        result, corrected = self._run(req, settings, query)
-        if self.record_query is not None and query.strip() and result is not None and result.total:
-            self.record_query(req.collection, query)
+        result, corrected = self._run(req, settings)
+        if self.record_query is not None and result is not None and result.total:
+            searched = corrected if corrected is not None else req.query or ""
+            if searched.strip():
+                self.record_query(req.collection, searched)
         return self._response(req, settings, area.site_params, result, corrected)
 
     def refinements(self, req: SearchRequest, navigation_name: str) -> dict[str, Any]:
@@ -92,28 +123,23 @@ class SearchService:
                 f"{navigation_name!r} is not a navigation of collection {req.collection!r}",
                 field="navigationName",
             )
+        multi = self._multi(req, nav)
         limit = self.limits.max_navigation_values
-        sub = req.model_copy(
-            update={
-                "page_size": 0,
-                "restrict_navigation": None,
-                "included_navigations": [],
-                "excluded_navigations": [],
-            }
-        )
         if not self.engine.has_collection(req.collection):
-            return {"navigation": self._navigation(nav, FacetResult(nav.name), 0, False, limit)}
-        filt, _without = self._filters(sub, settings)
-        facet = self._facet_request(sub, nav, settings, limit + 1)
+            return {
+                "navigation": navigation_out(nav, FacetResult(nav.name), 0, False, limit, multi)
+            }
+        filt, without = self._filters(req, settings)
+        override = self._override(nav, multi, without)
         plan = SearchPlan(
-            text=self._text(sub, words(req.query or "")[:MAX_WORDS]),
+            text=self._text(req, words(req.query or "")[:MAX_WORDS]),
             filter=filt,
             limit=1,
-            facets=(facet,),
+            facets=(self._facet_request(nav, limit + 1, override),),
         )
         result = self.engine.search(req.collection, plan)
         fr = result.facets.get(nav.name, FacetResult(nav.name))
-        return {"navigation": self._navigation(nav, fr, result.total, False, limit)}
+        return {"navigation": navigation_out(nav, fr, result.total, False, limit, multi)}
 
     # --- planning ------------------------------------------------------------------------
 
@@ -142,100 +168,105 @@ class SearchService:
             ):
                 if len(ids) > lim.max_ids:
                     raise InvalidInput(f"{name}: at most {lim.max_ids} ids", field=name)
-        for s in req.sorts():
+        for i, s in enumerate(req.sorts()):
             if s.ids is not None and len(s.ids) > lim.max_ids:
-                raise InvalidInput(f"sort.ids: at most {lim.max_ids} ids", field="sort.ids")
+                raise InvalidInput(f"sort: at most {lim.max_ids} ids", field=f"sort[{i}].ids")
 
     def _text(self, req: SearchRequest, ws: list[str]) -> TextQuery | None:
         if not ws:
             return None
         return TextQuery(words=tuple(ws), prefix_last=req.wildcard_search_enabled)
 
+    @staticmethod
+    def _multi(req: SearchRequest, nav: NavigationSetting) -> bool:
+        return nav.multi_select or nav.name in req.or_fields
+
     def _refinement_filter(
-        self, nav: NavigationSetting, refs: list[SelectedRefinement]
-    ) -> Filter | None:
+        self, nav: NavigationSetting, multi: bool, refs: list[tuple[int, SelectedRefinement]]
+    ) -> Filter:
         include: list[Filter] = []
         exclude: list[Filter] = []
-        for r in refs:
-            f = self._one_refinement(nav, r)
+        for i, r in refs:
+            f = self._one_refinement(nav, i, r)
             (exclude if r.exclude else include).append(f)
         parts: list[Filter] = []
         if include:
-            if nav.multi_select:
-                parts.append(include[0] if len(include) == 1 else Or(tuple(include)))
+            if multi and len(include) > 1:
+                parts.append(Or(tuple(include)))
             else:
                 parts.extend(include)
         parts.extend(Not(f) for f in exclude)
-        return and_(*parts) if parts else None
+        return and_(*parts)
 
-    def _one_refinement(self, nav: NavigationSetting, r: SelectedRefinement) -> Filter:
-        field = f"refinements[{nav.name}]"
+    def _one_refinement(self, nav: NavigationSetting, i: int, r: SelectedRefinement) -> Filter:
+        field = f"refinements[{i}]"
         if r.type == "Value":
             key = value_key(r.value)
             if key is None:
-                raise InvalidInput("a Value refinement needs a value", field=field)
+                raise InvalidInput("a Value refinement needs a value", field=f"{field}.value")
             if nav.type == "Range":
-                try:
-                    num = float(key)
-                except ValueError:
+                num = _num(key, f"{field}.value")
+                if num is None:
                     raise InvalidInput(
-                        f"{nav.name!r} is a range navigation: use low/high", field=field
-                    ) from None
+                        f"{nav.name!r} is a range navigation: its values are numbers",
+                        field=f"{field}.value",
+                    )
                 return Range(nav.name, num, num, high_inclusive=True)
             return Terms(nav.name, (key,))
-        low, high = _num(r.low, field), _num(r.high, field)
+        if nav.type != "Range":
+            raise InvalidInput(
+                f"{nav.name!r} is a value navigation: a Range refinement does not apply",
+                field=f"{field}.type",
+            )
+        low, high = _num(r.low, f"{field}.low"), _num(r.high, f"{field}.high")
         if low is None and high is None:
             raise InvalidInput("a Range refinement needs low, high or both", field=field)
         if low is not None and high is not None and low > high:
-            raise InvalidInput("a Range refinement's low must not exceed its high", field=field)
-        if nav.type != "Range":
-            raise InvalidInput(f"{nav.name!r} is not a range navigation", field=field)
+            raise InvalidInput(
+                "a Range refinement's low must not exceed its high", field=f"{field}.low"
+            )
         return Range(nav.name, low, high)
 
-    def _grouped(
+    def _filters(
         self, req: SearchRequest, settings: CollectionSettings
-    ) -> dict[str, tuple[NavigationSetting, list[SelectedRefinement]]]:
-        grouped: dict[str, tuple[NavigationSetting, list[SelectedRefinement]]] = {}
-        for r in req.refinements:
+    ) -> tuple[Filter, dict[str, Filter]]:
+        """The full filter, and per OR navigation with a selection the filter without
+        that navigation's own selection (its counts ignore it)."""
+        grouped: dict[str, tuple[NavigationSetting, list[tuple[int, SelectedRefinement]]]] = {}
+        for i, r in enumerate(req.refinements):
             nav = settings.navigation(r.navigation_name)
             if nav is None:
                 raise InvalidInput(
                     f"{r.navigation_name!r} is not a navigation of collection {req.collection!r}",
-                    field="refinements.navigationName",
+                    field=f"refinements[{i}].navigationName",
                 )
-            if r.navigation_name in req.or_fields and not nav.multi_select:
-                nav = nav.model_copy(update={"multi_select": True})
-            grouped.setdefault(nav.name, (nav, []))[1].append(r)
-        return grouped
-
-    def _filters(
-        self, req: SearchRequest, settings: CollectionSettings
-    ) -> tuple[Filter, dict[str, Filter | None]]:
-        """The full filter, and per navigation the filter without that navigation's own
-        selection (for multi-select counts)."""
-        grouped = self._grouped(req, settings)
-        base: list[Filter | None] = []
-        if req.pre_filter:
+            grouped.setdefault(nav.name, (nav, []))[1].append((i, r))
+        base: list[Filter] = []
+        if req.pre_filter and req.pre_filter.strip():
             base.append(parse_prefilter(req.pre_filter, settings, self.limits.max_prefilter_chars))
         if req.biasing is not None and req.biasing.restrict_to_ids:
             base.append(Ids(tuple(req.biasing.restrict_to_ids)))
         per_nav = {
-            name: self._refinement_filter(nav, refs) for name, (nav, refs) in grouped.items()
+            name: self._refinement_filter(nav, self._multi(req, nav), refs)
+            for name, (nav, refs) in grouped.items()
         }
-        full = and_(*base, *per_nav.values())
-        without: dict[str, Filter | None] = {}
-        for name, (nav, _refs) in grouped.items():
-            if nav.multi_select:
-                without[name] = and_(*base, *(f for n, f in per_nav.items() if n != name))
-        return full, without
+        without = {
+            name: and_(*base, *(f for n, f in per_nav.items() if n != name))
+            for name, (nav, _refs) in grouped.items()
+            if self._multi(req, nav)
+        }
+        return and_(*base, *per_nav.values()), without
 
+    @staticmethod
+    def _override(nav: NavigationSetting, multi: bool, without: dict[str, Filter]) -> Filter | None:
+        # No override means "count over the result set"; an OR navigation with a
+        # selection counts over the result set without that selection (MatchAll when
+        # nothing else filters).
+        return without.get(nav.name) if multi else None
+
+    @staticmethod
     def _facet_request(
-        self,
-        req: SearchRequest,
-        nav: NavigationSetting,
-        settings: CollectionSettings,
-        size: int,
-        override: Filter | None = None,
+        nav: NavigationSetting, size: int, override: Filter | None = None
     ) -> FacetRequest:
         return FacetRequest(
             name=nav.name,
@@ -245,26 +276,42 @@ class SearchService:
             filter_override=override,
         )
 
-    def _facets(
-        self, req: SearchRequest, settings: CollectionSettings, without: dict[str, Filter | None]
-    ) -> tuple[FacetRequest, ...]:
-        navs = settings.navigations
+    def _navigations(
+        self, req: SearchRequest, settings: CollectionSettings
+    ) -> list[tuple[NavigationSetting, int]]:
+        """The navigations to compute, each with how many values to return."""
         if req.restrict_navigation is not None:
-            navs = [n for n in navs if n.name == req.restrict_navigation.name]
+            nav = settings.navigation(req.restrict_navigation.name)
+            if nav is None:
+                raise InvalidInput(
+                    f"{req.restrict_navigation.name!r} is not a navigation of collection "
+                    f"{req.collection!r}",
+                    field="restrictNavigation.name",
+                )
+            return [(nav, req.restrict_navigation.count)]
+        navs = settings.navigations
         if req.included_navigations:
             navs = [n for n in navs if n.name in req.included_navigations]
         if req.excluded_navigations:
             navs = [n for n in navs if n.name not in req.excluded_navigations]
+        return [(n, n.max_values) for n in navs]
+
+    def _asked(self, req: SearchRequest, nav: NavigationSetting, size: int) -> int:
+        """How many values to ask the engine for: one more than shown tells whether
+        there are more, and pruned values must not take the place of shown ones."""
+        pad = PRUNE_PAD if req.prune_refinements and not self._multi(req, nav) else 0
+        return size + 1 + pad
+
+    def _facets(
+        self,
+        req: SearchRequest,
+        settings: CollectionSettings,
+        without: dict[str, Filter],
+    ) -> tuple[FacetRequest, ...]:
         out = []
-        for nav in navs:
-            size = nav.max_values
-            if req.restrict_navigation is not None:
-                size = req.restrict_navigation.count
-            multi = nav.multi_select or nav.name in req.or_fields
-            override = without.get(nav.name) if multi else None
-            if multi and nav.name in without and override is None:
-                override = and_()
-            out.append(self._facet_request(req, nav, settings, size + 1, override))
+        for nav, size in self._navigations(req, settings):
+            override = self._override(nav, self._multi(req, nav), without)
+            out.append(self._facet_request(nav, self._asked(req, nav, size), override))
         return tuple(out)
 
     def _sort(
@@ -292,7 +339,8 @@ class SearchService:
     def _boosts(self, req: SearchRequest, settings: CollectionSettings) -> tuple[Boost, ...]:
         if req.biasing is None:
             return ()
-        influence = req.biasing.influence if req.biasing.influence is not None else 5.0
+        influence = req.biasing.influence
+        influence = DEFAULT_INFLUENCE if influence is None else influence
         out = []
         for i, b in enumerate(req.biasing.biases):
             nav = settings.navigation(b.name)
@@ -311,10 +359,12 @@ class SearchService:
     def _plan(self, req: SearchRequest, settings: CollectionSettings, ws: list[str]) -> SearchPlan:
         filt, without = self._filters(req, settings)
         sort, pinned = self._sort(req, settings)
+        boosts = self._boosts(req, settings)
+        ranked = not sort or any(k.field == "_relevance" for k in sort)
         return SearchPlan(
             text=self._text(req, ws),
             filter=filt,
-            boosts=self._boosts(req, settings) if not sort else (),
+            boosts=boosts if ranked else (),
             sort=sort,
             pinned_ids=pinned,
             offset=req.skip,
@@ -323,10 +373,10 @@ class SearchService:
         )
 
     def _run(
-        self, req: SearchRequest, settings: CollectionSettings, query: str
+        self, req: SearchRequest, settings: CollectionSettings
     ) -> tuple[SearchResult | None, str | None]:
-        ws = words(query)[:MAX_WORDS]
-        plan = self._plan(req, settings, ws)
+        ws = words(req.query or "")[:MAX_WORDS]
+        plan = self._plan(req, settings, ws)  # validates the request first
         if not self.engine.has_collection(req.collection):
             return None, None
         result = self.engine.search(req.collection, plan)
@@ -343,8 +393,9 @@ class SearchService:
     def _correct(self, collection: str, word: str) -> str:
         if len(word) < 3 or word.isdigit():
             return word
-        exact = self.engine.complete_words(collection, word, 1)
-        if exact and exact[0][0] == word:
+        # A word that finds records on its own is spelt right; the query found nothing
+        # because of the other words.
+        if self.engine.count(collection, TextQuery(words=(word,)), MatchAll()):
             return word
         similar = self.engine.similar_words(collection, word, 1)
         return similar[0][0] if similar else word
@@ -361,22 +412,22 @@ class SearchService:
     ) -> dict[str, Any]:
         total = result.total if result is not None else 0
         hits = result.hits if result is not None and req.page_size > 0 else []
-        records = [self._record(req, settings, h.record_id, h.source) for h in hits]
+        wanted = req.wanted_fields()
+        records = [record_out(req.collection, settings, wanted, h) for h in hits]
         warnings: list[str] = []
         if result is None:
             warnings.append(f"collection {req.collection!r} is still being indexed")
         navigations = []
         if result is not None:
-            for f in self._facets(req, settings, {}):
-                nav = settings.navigation(f.name)
-                fr = result.facets.get(f.name)
-                if nav is None or fr is None:
+            for nav, size in self._navigations(req, settings):
+                fr = result.facets.get(nav.name)
+                if fr is None:
                     continue
-                nav_out = self._navigation(nav, fr, total, req.prune_refinements, f.size - 1)
-                if req.or_fields and nav.name in req.or_fields:
-                    nav_out["or"] = True
-                if nav_out["refinements"]:
-                    navigations.append(nav_out)
+                multi = self._multi(req, nav)
+                asked = self._asked(req, nav, size)
+                out = navigation_out(nav, fr, total, req.prune_refinements, size, multi, asked)
+                if out["refinements"]:
+                    navigations.append(out)
         original = req.query or ""
         return {
             "id": secrets.token_hex(12),
@@ -391,7 +442,7 @@ class SearchService:
             },
             "records": records,
             "availableNavigation": navigations,
-            "selectedNavigation": self._selected(req, settings),
+            "selectedNavigation": selected_out(req, settings),
             "template": {"name": "default", "ruleName": None, "zones": {}},
             "redirect": None,
             "didYouMean": [corrected] if corrected else [],
@@ -400,91 +451,17 @@ class SearchService:
             "warnings": warnings,
             "errors": "",
             "siteParams": site_params,
-            "originalRequest": req.model_dump(
-                by_alias=True, exclude={"client_key"}, exclude_unset=True, mode="json"
-            ),
+            "originalRequest": req.received(),
         }
-
-    def _record(
-        self, req: SearchRequest, settings: CollectionSettings, record_id: str, source: str
-    ) -> dict[str, Any]:
-        meta: dict[str, Any] = orjson.loads(source)
-        title = meta.get(settings.title_field) if settings.title_field else None
-        url = meta.get(settings.url_field) if settings.url_field else None
-        if req.fields is not None and "*" not in req.fields:
-            wanted = set(req.fields) | {settings.id_field}
-            meta = {k: v for k, v in meta.items() if k in wanted}
-        return {
-            "_id": record_id,
-            "_u": url if isinstance(url, str) else f"/{quote(req.collection)}/{quote(record_id)}",
-            "_t": title if isinstance(title, str) else record_id,
-            "allMeta": meta,
-            "collection": req.collection,
-        }
-
-    def _navigation(
-        self, nav: NavigationSetting, fr: FacetResult, total: int, prune: bool, size: int
-    ) -> dict[str, Any]:
-        refinements: list[dict[str, Any]] = []
-        more = False
-        # A refinement that every result has would not narrow anything: pruned. Multi-
-        # select counts ignore their own selection, so they are never pruned.
-        prune = prune and total > 0 and not nav.multi_select
-        if nav.type == "Range":
-            for low, high, count in fr.ranges:
-                if count == 0 or (prune and count == total):
-                    continue
-                refinements.append({"type": "Range", "low": low, "high": high, "count": count})
-        else:
-            values = fr.values
-            if len(values) > size:
-                values, more = values[:size], True
-            for value, count in values:
-                if prune and count == total:
-                    continue
-                refinements.append({"type": "Value", "value": value, "count": count})
-        return {
-            "name": nav.name,
-            "displayName": nav.display_name or nav.name,
-            "type": nav.type,
-            "range": nav.type == "Range",
-            "or": nav.multi_select,
-            "refinements": refinements,
-            "metadata": [],
-            "moreRefinements": more,
-            "sort": None,
-        }
-
-    def _selected(self, req: SearchRequest, settings: CollectionSettings) -> list[dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for r in req.refinements:
-            nav = settings.navigation(r.navigation_name)
-            if nav is None:
-                continue
-            entry = out.setdefault(
-                nav.name,
-                {
-                    "name": nav.name,
-                    "displayName": nav.display_name or nav.name,
-                    "type": nav.type,
-                    "range": nav.type == "Range",
-                    "or": nav.multi_select or nav.name in req.or_fields,
-                    "refinements": [],
-                },
-            )
-            ref: dict[str, Any] = {"type": r.type, "exclude": r.exclude}
-            if r.type == "Value":
-                ref["value"] = r.value
-            else:
-                ref["low"], ref["high"] = r.low, r.high
-            entry["refinements"].append(ref)
-        return list(out.values())
 
 
 def _num(v: float | str | None, field: str) -> float | None:
     if v is None or v == "":
         return None
     try:
-        return float(v)
+        num = float(v)
     except ValueError:
         raise InvalidInput(f"{v!r} is not a number", field=field) from None
+    if not math.isfinite(num):
+        raise InvalidInput(f"{v!r} is not a finite number", field=field)
+    return num

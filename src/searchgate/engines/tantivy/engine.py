@@ -46,20 +46,28 @@ class TantivyEngine:
     # --- opening -------------------------------------------------------------------
 
     def _open_all(self) -> None:
+        indexes: dict[str, CollectionIndex] = {}
         broken = []
         for name, entry in self.state.collections.items():
             try:
-                self._indexes[name] = self._open(name, entry["dir"], entry["layout_settings"])
+                indexes[name] = self._open(name, entry["dir"], entry["layout_settings"])
             except (OSError, ValueError, KeyError):
                 broken.append(name)
         for name in broken:
             # Missing or unreadable: forgotten here, so the indexer rebuilds it.
             self.state.collections.pop(name, None)
+        # One assignment: a search running meanwhile sees the old set or the new one.
+        self._indexes = indexes
         remove_unreferenced(self.slot, self.state)
 
     def _open(self, name: str, dirname: str, settings_json: str) -> CollectionIndex:
         layout = Layout.of(CollectionSettings.model_validate_json(settings_json))
-        index, schema = open_index(self.slot / dirname, layout, create=False)
+        path = self.slot / dirname
+        # Without its meta.json tantivy would open a damaged directory as a new, empty
+        # index, and the records in it would silently go missing from search.
+        if not path.is_dir() or not tantivy.Index.exists(str(path)):
+            raise ValueError(f"no committed index in {path}")
+        index, schema = open_index(path, layout, create=False)
         return CollectionIndex(
             name=name,
             dirname=dirname,
@@ -143,7 +151,10 @@ class TantivyEngine:
         ci = self._get_for_write(collection)
         if ci is None:
             raise UnknownCollection(collection)
-        self._writer(ci).delete_all_documents()
+        # Not delete_all_documents(): it misses documents added since the last commit,
+        # so records of an earlier upload in the same batch of changes would survive a
+        # replace. A delete by query applies to everything added before it.
+        self._writer(ci).delete_documents_by_query(tantivy.Query.all_query())
         ci.dirty = True
 
     def drop(self, collection: str) -> None:
@@ -206,6 +217,18 @@ class TantivyEngine:
                 ci.writer.rollback()
                 ci.writer = None
 
+    def reset(self) -> None:
+        """Forgets every uncommitted change and returns to the last committed state
+        (after a failed pass, so that the indexer re-applies from a clean position)."""
+        with self._write_lock:
+            self.close()
+            generation = self.state.generation
+            self._pending.clear()
+            self.state = SlotState.load(self.slot)
+            # Directory names are never reused, even those of abandoned rebuilds.
+            self.state.generation = max(self.state.generation, generation)
+            self._open_all()
+
     # --- SearchEngine ------------------------------------------------------------------
 
     def has_collection(self, collection: str) -> bool:
@@ -229,13 +252,23 @@ class TantivyEngine:
     def facet(self, collection: str, plan: SearchPlan) -> dict[str, FacetResult]:
         return self.search(collection, plan).facets
 
-    def complete_words(self, collection: str, prefix: str, limit: int) -> list[tuple[str, int]]:
+    def complete_words(
+        self, collection: str, prefix: str, limit: int, within: TextQuery | None = None
+    ) -> list[tuple[str, int]]:
+        """Completions of the last word of ``prefix``, most frequent first; with
+        ``within``, counted only over the records that match it (SAYT's earlier words)."""
         ci = self._get(collection)
         folded = words(prefix)
         if not folded:
             return []
-        pairs = ci.searcher.terms_with_prefix(VOCAB, folded[-1], limit=limit)
-        return [(str(t), int(c)) for t, c in pairs]
+        scope = QueryCompiler(ci).text(within) if within is not None else None
+        if scope is None:
+            pairs = ci.searcher.terms_with_prefix(VOCAB, folded[-1], limit=limit)
+        else:
+            pairs = ci.searcher.terms_with_prefix(
+                VOCAB, folded[-1], filter_query=scope, limit=limit
+            )
+        return [(str(t), int(c)) for t, c in pairs if int(c) > 0]
 
     def similar_words(self, collection: str, word: str, limit: int) -> list[tuple[str, int]]:
         ci = self._get(collection)

@@ -1,10 +1,27 @@
-"""Compiling the engine-neutral plan into tantivy queries, and running it."""
+"""Compiling the engine-neutral plan into tantivy queries, and running it.
+
+Sorting by several keys is exact at any depth: tantivy orders by one fast field at a
+time, so the records of a page that tie on the first key are ordered by a second
+search restricted to that key's value, sorted by the next key, and so on. Every
+comparison is therefore tantivy's own (text folded like the index: case and accents
+ignored). Records without a sort value (or with a text in a field that holds
+numbers) come last in either direction; ties on every key keep tantivy's index
+order, which is stable between the pages of one index version. ``_relevance`` as a
+key means best match first whatever its order, and ends the key list.
+
+Navigation counts are exact: a terms aggregation keeps up to ``TERMS_SEGMENT_SIZE``
+values per segment, so merging segments never undercounts a navigation with fewer
+distinct values; range buckets are matched to the configured ones by their bounds
+(tantivy sorts buckets and fills gaps), and overlapping buckets, which one range
+aggregation refuses, are counted one by one.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Any
 
-import orjson
 import tantivy
 
 from searchgate.engines.base import (
@@ -31,9 +48,11 @@ from searchgate.engines.tantivy.store import CollectionIndex
 MUST = tantivy.Occur.Must
 SHOULD = tantivy.Occur.Should
 MUST_NOT = tantivy.Occur.MustNot
-# Ties on the first sort key are fetched in full to sort exactly by the next keys;
-# beyond this many ties the order among them follows the index.
-MAX_SORT_TIES = 10_000
+# Per-segment candidates kept by a terms aggregation: navigations with at most this
+# many distinct values get exact counts (see the module docstring).
+TERMS_SEGMENT_SIZE = 20_000
+
+Hits = list[tuple[Any, tantivy.DocAddress]]
 
 
 def total_of(result: tantivy.SearchResult) -> int:
@@ -47,6 +66,13 @@ class QueryCompiler:
         self.schema = ci.schema
         self.layout = ci.layout
 
+    def _words(self, words: tuple[str, ...]) -> tantivy.Query:
+        fields = [f for f, _w in self.layout.searchable.values()]
+        boosts = {f: w for f, w in self.layout.searchable.values()}
+        return self.ci.index.parse_query(
+            " ".join(words), fields, boosts, conjunction_by_default=True
+        )
+
     def text(self, text: TextQuery | None) -> tantivy.Query | None:
         if text is None or not text.words:
             return None
@@ -56,18 +82,21 @@ class QueryCompiler:
             )
         full = text.words[:-1] if text.prefix_last else text.words
         parts: list[tantivy.Query] = []
-        if full and self.layout.searchable:
-            fields = [f for f, _w in self.layout.searchable.values()]
-            boosts = {f: w for f, w in self.layout.searchable.values()}
-            parts.append(
-                self.ci.index.parse_query(
-                    " ".join(full), fields, boosts, conjunction_by_default=True
-                )
-            )
-        elif full:
-            return tantivy.Query.empty_query()
+        if full:
+            if not self.layout.searchable:
+                return tantivy.Query.empty_query()
+            parts.append(self._words(full))
         if text.prefix_last:
-            parts.append(tantivy.Query.term_query(self.schema, PREFIX, text.words[-1][:PREFIX_MAX]))
+            last = text.words[-1]
+            prefix = tantivy.Query.term_query(self.schema, PREFIX, last[:PREFIX_MAX])
+            if self.layout.searchable:
+                # The typed word itself still matches in any searchable field; the
+                # prefix reaches the title and strong fields' words.
+                parts.append(
+                    tantivy.Query.boolean_query([(SHOULD, prefix), (SHOULD, self._words((last,)))])
+                )
+            else:
+                parts.append(prefix)
         return self._all(parts)
 
     @staticmethod
@@ -90,17 +119,7 @@ class QueryCompiler:
             field = self.layout.ranges.get(f.field) or self.layout.sort_numbers.get(f.field)
             if field is None:
                 return tantivy.Query.empty_query()
-            if f.low is None and f.high is None:
-                return tantivy.Query.exists_query(field)
-            return tantivy.Query.range_query(
-                self.schema,
-                field,
-                tantivy.FieldType.Float,
-                f.low,
-                f.high,
-                True,
-                True if f.high is None else f.high_inclusive,
-            )
+            return self.range(field, f.low, f.high, f.high_inclusive)
         if isinstance(f, Ids):
             return tantivy.Query.term_set_query(self.schema, ID, list(f.ids))
         if isinstance(f, And):
@@ -122,6 +141,23 @@ class QueryCompiler:
                 [(MUST, tantivy.Query.all_query()), (MUST_NOT, inner)]
             )
         raise TypeError(f"unknown filter {f!r}")
+
+    def range(
+        self, field: str, low: float | None, high: float | None, high_inclusive: bool
+    ) -> tantivy.Query:
+        if any(v is not None and math.isnan(v) for v in (low, high)):
+            return tantivy.Query.empty_query()
+        if low is None and high is None:
+            return tantivy.Query.exists_query(field)
+        return tantivy.Query.range_query(
+            self.schema,
+            field,
+            tantivy.FieldType.Float,
+            low,
+            high,
+            True,
+            True if high is None else high_inclusive,
+        )
 
     def combine(self, *parts: tantivy.Query | None) -> tantivy.Query:
         kept = [p for p in parts if p is not None]
@@ -154,6 +190,9 @@ def _score(key: Any) -> float:
     return float(key) if isinstance(key, int | float) else 0.0
 
 
+# --- sorting ---------------------------------------------------------------------------
+
+
 def _sort_field(ci: CollectionIndex, key: SortKey) -> str | None:
     numbers = ci.layout.sort_numbers.get(key.field)
     texts = ci.layout.sort_texts.get(key.field)
@@ -166,79 +205,106 @@ def _sort_field(ci: CollectionIndex, key: SortKey) -> str | None:
     return numbers if ci.cache[flag] else texts
 
 
+def _equal(ci: CollectionIndex, field: str, value: Any) -> tantivy.Query:
+    """The records whose sort ``field`` holds ``value`` (None: records without one)."""
+    if value is None:
+        return tantivy.Query.boolean_query(
+            [(MUST, tantivy.Query.all_query()), (MUST_NOT, tantivy.Query.exists_query(field))]
+        )
+    if isinstance(value, float):
+        return tantivy.Query.range_query(
+            ci.schema, field, tantivy.FieldType.Float, value, value, True, True
+        )
+    return tantivy.Query.term_query(ci.schema, field, value)
+
+
 def _page(
     ci: CollectionIndex, query: tantivy.Query, sort: tuple[SortKey, ...], offset: int, limit: int
-) -> tuple[int, list[tuple[Any, tantivy.DocAddress]]]:
-    searcher = ci.searcher
-    keys = [k for k in sort if k.field != "_relevance"]
-    if not keys or sort[0].field == "_relevance":
-        res = searcher.search(query, limit, count=True, offset=offset)
-        return total_of(res), list(res.hits)
-    first = keys[0]
-    field = _sort_field(ci, first)
-    if field is None:
-        res = searcher.search(query, limit, count=True, offset=offset)
-        return total_of(res), list(res.hits)
-    order = tantivy.Order.Desc if first.descending else tantivy.Order.Asc
+) -> tuple[int, Hits]:
+    """The total and the records at ``[offset, offset + limit)`` in ``sort`` order."""
+    keys = [(k, _sort_field(ci, k)) for k in sort]
+    kept = [(k, f) for k, f in keys if k.field == "_relevance" or f is not None]
+    return _sorted(ci, query, kept, offset, limit, None)
+
+
+def _sorted(
+    ci: CollectionIndex,
+    query: tantivy.Query,
+    keys: list[tuple[SortKey, str | None]],
+    offset: int,
+    limit: int,
+    total: int | None,
+) -> tuple[int, Hits]:
+    """Like ``_page``; ``total`` is the number of matches when already known."""
+    count = total is None
+    key, field = keys[0] if keys else (None, None)
+    if key is None or field is None:
+        res = ci.searcher.search(query, limit, count=count, offset=offset)
+        return (total_of(res) if total is None else total), list(res.hits)
+    order = tantivy.Order.Desc if key.descending else tantivy.Order.Asc
     if len(keys) == 1:
-        res = searcher.search(
-            query, limit, count=True, order_by_field=field, offset=offset, order=order
+        res = ci.searcher.search(
+            query, limit, count=count, order_by_field=field, offset=offset, order=order
         )
-        return total_of(res), list(res.hits)
-    # Several keys: the first ``offset + limit`` by the first key, plus every tie of the
-    # last one, hold the exact page; they are then sorted by all keys.
-    res = searcher.search(query, offset + limit, count=True, order_by_field=field, order=order)
-    hits = list(res.hits)
-    if hits and hits[-1][0] is not None:
-        boundary = hits[-1][0]
-        seen = {(a.segment_ord, a.doc) for _k, a in hits}
-        if isinstance(boundary, float):
-            tie_q = tantivy.Query.range_query(
-                ci.schema, field, tantivy.FieldType.Float, boundary, boundary, True, True
-            )
-        else:
-            tie_q = tantivy.Query.term_query(ci.schema, field, boundary)
-        ties = searcher.search(
-            tantivy.Query.boolean_query([(MUST, query), (MUST, tie_q)]), MAX_SORT_TIES
-        )
-        hits.extend((boundary, a) for _s, a in ties.hits if (a.segment_ord, a.doc) not in seen)
-    decorated = []
-    for key, addr in hits:
-        rec = orjson.loads(bytes(searcher.doc(addr).get_first(SOURCE) or b"").decode())
-        decorated.append((_sort_tuple(rec, keys), key, addr))
-    decorated.sort(key=lambda t: t[0])
-    return total_of(res), [(k, a) for _t, k, a in decorated[offset : offset + limit]]
+        return (total_of(res) if total is None else total), list(res.hits)
+    # Everything up to the page's end by this key: runs of equal values are the ties
+    # to order by the next keys. Each run's start is known; a run that reaches the end
+    # may continue beyond it, so it is complete only when the results are.
+    res = ci.searcher.search(query, offset + limit, count=count, order_by_field=field, order=order)
+    total = total_of(res) if total is None else total
+    head = list(res.hits)
+    out: Hits = []
+    i = 0
+    while i < len(head):
+        value = head[i][0]
+        j = i
+        while j < len(head) and head[j][0] == value:
+            j += 1
+        lo, hi = max(offset, i), min(offset + limit, j)
+        if lo < hi:
+            complete = j < len(head) or len(head) == total
+            if complete and j - i == 1:
+                out.append(head[i])
+            else:
+                tied = tantivy.Query.boolean_query(
+                    [(MUST, query), (MUST, _equal(ci, field, value))]
+                )
+                run = j - i if complete else None
+                out.extend(_sorted(ci, tied, keys[1:], lo - i, hi - lo, run)[1])
+        i = j
+    return total, out
 
 
-class _Desc:
-    __slots__ = ("v",)
-
-    def __init__(self, v: Any) -> None:
-        self.v = v
-
-    def __lt__(self, other: _Desc) -> bool:
-        return bool(other.v < self.v)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Desc) and self.v == other.v
-
-    def __hash__(self) -> int:
-        return hash(self.v)
+# --- navigation counts -----------------------------------------------------------------
 
 
-def _sort_tuple(rec: dict[str, Any], keys: list[SortKey]) -> tuple[Any, ...]:
-    out: list[Any] = []
-    for k in keys:
-        v = rec.get(k.field)
-        if isinstance(v, list):
-            v = v[0] if v else None
-        missing = v is None or isinstance(v, dict)
-        if isinstance(v, bool):
-            v = int(v)
-        norm: tuple[int, Any] = (0, v) if isinstance(v, int | float) else (1, str(v).lower())
-        # Records without the field come last in either direction.
-        out.append((1, 0) if missing else (0, _Desc(norm) if k.descending else norm))
-    return tuple(out)
+def _overlapping(ranges: list[tuple[float, float]]) -> bool:
+    ordered = sorted(ranges)
+    return any(b[0] < a[1] for a, b in itertools.pairwise(ordered))
+
+
+def _bounds(low: float | None, high: float | None) -> tuple[float, float]:
+    return (-math.inf if low is None else low, math.inf if high is None else high)
+
+
+def _range_spec(field: str, buckets: list[tuple[float | None, float | None]]) -> dict[str, Any]:
+    ranges = []
+    for low, high in buckets:
+        r: dict[str, float] = {}
+        if low is not None:
+            r["from"] = low
+        if high is not None:
+            r["to"] = high
+        ranges.append(r)
+    return {"range": {"field": field, "ranges": ranges}}
+
+
+def _range_counts(got: dict[str, Any]) -> dict[tuple[float, float], int]:
+    counts = {}
+    for b in got.get("buckets", []):
+        bounds = _bounds(b.get("from"), b.get("to"))
+        counts[bounds] = int(b.get("doc_count", 0))
+    return counts
 
 
 def _facets(
@@ -249,37 +315,50 @@ def _facets(
     facets: tuple[FacetRequest, ...],
 ) -> dict[str, FacetResult]:
     out: dict[str, FacetResult] = {}
-    groups: dict[int, tuple[tantivy.Query, list[FacetRequest]]] = {}
+    groups: list[tuple[tantivy.Query, list[FacetRequest]]] = []
     shared: list[FacetRequest] = []
     for f in facets:
         if f.filter_override is None:
             shared.append(f)
         else:
             q = compiler.combine(text_q, compiler.filter(f.filter_override))
-            groups[len(groups)] = (q, [f])
+            groups.append((q, [f]))
     if shared:
-        groups[-1] = (compiler.combine(text_q, base_filter), shared)
-    for query, requests in groups.values():
+        groups.append((compiler.combine(text_q, base_filter), shared))
+    for query, requests in groups:
         spec: dict[str, Any] = {}
+        one_by_one: list[tuple[FacetRequest, str]] = []
         for i, f in enumerate(requests):
             if f.kind == "Range":
                 field = ci.layout.ranges.get(f.name)
                 if field is None or not f.ranges:
                     continue
-                ranges = []
-                for low, high in f.ranges:
-                    r: dict[str, float] = {}
-                    if low is not None:
-                        r["from"] = low
-                    if high is not None:
-                        r["to"] = high
-                    ranges.append(r)
-                spec[f"f{i}"] = {"range": {"field": field, "ranges": ranges}}
+                # Empty buckets (low == high) count nothing and would upset tantivy.
+                real = list(dict.fromkeys(r for r in f.ranges if _bounds(*r)[0] < _bounds(*r)[1]))
+                if _overlapping([_bounds(*r) for r in real]):
+                    one_by_one.append((f, field))
+                elif real:
+                    spec[f"f{i}"] = _range_spec(field, real)
+                else:
+                    out[f.name] = FacetResult(f.name, ranges=[(lo, hi, 0) for lo, hi in f.ranges])
             else:
                 field = ci.layout.values.get(f.name)
                 if field is None:
                     continue
-                spec[f"f{i}"] = {"terms": {"field": field, "size": f.size}}
+                spec[f"f{i}"] = {
+                    "terms": {
+                        "field": field,
+                        "size": f.size,
+                        "segment_size": max(f.size, TERMS_SEGMENT_SIZE),
+                    }
+                }
+        for f, field in one_by_one:
+            fr = FacetResult(name=f.name)
+            for low, high in f.ranges:
+                bucket = compiler.range(field, low, high, False)
+                hits = ci.searcher.search(compiler.combine(query, bucket), 1, count=True)
+                fr.ranges.append((low, high, total_of(hits)))
+            out[f.name] = fr
         if not spec:
             continue
         result = ci.searcher.aggregate(query, spec)
@@ -289,11 +368,11 @@ def _facets(
                 continue
             fr = FacetResult(name=f.name)
             if f.kind == "Range":
-                counts = [int(b.get("doc_count", 0)) for b in got.get("buckets", [])]
-                for (low, high), c in zip(f.ranges, counts, strict=False):
-                    fr.ranges.append((low, high, c))
+                counts = _range_counts(got)
+                fr.ranges = [(lo, hi, counts.get(_bounds(lo, hi), 0)) for lo, hi in f.ranges]
             else:
-                fr.values = [(str(b["key"]), int(b["doc_count"])) for b in got.get("buckets", [])]
+                values = [(str(b["key"]), int(b["doc_count"])) for b in got.get("buckets", [])]
+                fr.values = sorted(values, key=lambda v: (-v[1], v[0]))
             out[f.name] = fr
     return out
 
@@ -305,10 +384,12 @@ def run_search(ci: CollectionIndex, plan: SearchPlan) -> SearchResult:
     base = compiler.combine(text_q, filter_q)
     ranked = compiler.boosted(base, plan.boosts)
     searcher = ci.searcher
-    hits: list[tuple[Any, tantivy.DocAddress]] = []
+    hits: Hits = []
     if plan.pinned_ids:
+        # Pinned records come first, in the given order, but only those that match the
+        # search; the rest follow in the plan's order, and pages run across both.
         pinned_q = compiler.combine(base, compiler.filter(Ids(plan.pinned_ids)))
-        found = searcher.search(pinned_q, len(plan.pinned_ids))
+        found = searcher.search(pinned_q, len(plan.pinned_ids), count=False)
         by_id = {str(searcher.doc(addr).get_first(ID)): (key, addr) for key, addr in found.hits}
         ordered = [by_id[i] for i in dict.fromkeys(plan.pinned_ids) if i in by_id]
         rest_q = compiler.combine(
@@ -317,12 +398,10 @@ def run_search(ci: CollectionIndex, plan: SearchPlan) -> SearchResult:
         head = ordered[plan.offset : plan.offset + plan.limit]
         rest_offset = max(plan.offset - len(ordered), 0)
         rest_limit = plan.limit - len(head)
-        rest_total = 0
-        rest_hits: list[tuple[Any, tantivy.DocAddress]] = []
         if rest_limit > 0:
             rest_total, rest_hits = _page(ci, rest_q, plan.sort, rest_offset, rest_limit)
         else:
-            rest_total = total_of(searcher.search(rest_q, 1, count=True))
+            rest_total, rest_hits = total_of(searcher.search(rest_q, 1, count=True)), []
         total = rest_total + len(ordered)
         hits = head + rest_hits
     else:

@@ -1,0 +1,21 @@
+"""The tamper-evident change log."""
+
+from searchgate.audit.chain import AuditKey, Problem, load_or_create_audit_key
+from searchgate.audit.encoding import csv_cell, encode_field
+from searchgate.audit.service import AuditEvent, AuditFilter, AuditLog, AuditPage, VerifyReport
+from searchgate.audit.tags import Action, Outcome
+
+__all__ = [
+    "Action",
+    "AuditEvent",
+    "AuditFilter",
+    "AuditKey",
+    "AuditLog",
+    "AuditPage",
+    "Outcome",
+    "Problem",
+    "VerifyReport",
+    "csv_cell",
+    "encode_field",
+    "load_or_create_audit_key",
+]

@@ -1,0 +1,55 @@
+"""The actions the change log records, named ``area:resource:action`` like the
+permissions. Other packages may record actions of their own with the same shape."""
+
+# The names below contain "password" and "token"; they are action tags, not secrets.
+# ruff: noqa: S105
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+ACTION_PATTERN = re.compile(r"^[a-z]+:[a-z][a-z-]*:[a-z][a-z-]*$")
+
+
+class Action(StrEnum):
+    SIGN_IN = "auth:session:sign-in"
+    SIGN_OUT = "auth:session:sign-out"
+    SESSION_END = "auth:session:end"
+    REAUTHENTICATE = "auth:session:reauthenticate"
+    MFA_VERIFY = "auth:mfa:verify"
+    MFA_ENROL = "auth:mfa:enrol"
+    MFA_DISABLE = "auth:mfa:disable"
+    MFA_RECOVERY_CODES = "auth:mfa:recovery-codes"
+    PASSWORD_CHANGE = "auth:password:change"
+    TOKEN_CREATE = "account:tokens:create"
+    TOKEN_REVOKE = "account:tokens:revoke"
+    USERS_LIST = "admin:users:list"
+    USER_CREATE = "admin:users:create"
+    USER_UPDATE = "admin:users:update"
+    USER_DISABLE = "admin:users:disable"
+    USER_ENABLE = "admin:users:enable"
+    USER_DELETE = "admin:users:delete"
+    USER_RESET_PASSWORD = "admin:users:reset-password"
+    USER_RESET_MFA = "admin:users:reset-mfa"
+    USER_END_SESSIONS = "admin:users:end-sessions"
+    ROLES_LIST = "admin:roles:list"
+    ROLE_CREATE = "admin:roles:create"
+    ROLE_UPDATE = "admin:roles:update"
+    ROLE_DELETE = "admin:roles:delete"
+    AUDIT_READ = "admin:audit:read"
+    AUDIT_EXPORT = "admin:audit:export"
+    COLLECTIONS_LIST = "console:collections:list"
+    COLLECTION_DELETE = "console:collections:delete"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"  # the credential or input was wrong (bad password, bad code)
+    DENIED = "denied"  # a valid actor without the permission
+
+
+def check_action(action: str) -> str:
+    if not ACTION_PATTERN.match(action):
+        raise ValueError(f"an audit action is named area:resource:action, not {action!r}")
+    return action

@@ -1,0 +1,32 @@
+"""The overview: collections, recent changes and security notices, as far as the
+person's role lets them see each."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from searchgate.console.web import SIGNED_IN, Ctx, page
+from searchgate.permissions import Permission
+
+RECENT_CHANGES = 8
+
+
+@page("GET", "/", SIGNED_IN, name="dashboard")
+def dashboard(ctx: Ctx) -> Response:
+    actor = ctx.me.actor
+    services = ctx.rt.services
+    collections = services.collections.list(actor) if ctx.can(Permission.COLLECTIONS_READ) else None
+    changes = (
+        services.audit.query(actor, limit=RECENT_CHANGES).events
+        if ctx.can(Permission.AUDIT_READ)
+        else None
+    )
+    summary = services.users.admin_summary(actor) if ctx.can(Permission.USERS_READ) else None
+    return ctx.render(
+        "dashboard.html",
+        title="Overview",
+        collections=collections,
+        changes=changes,
+        summary=summary,
+        my_mfa=services.mfa.status(actor.user_id or ""),
+    )

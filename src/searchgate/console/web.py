@@ -1,0 +1,284 @@
+"""The console's route table and request pipeline.
+
+Every page is declared with :func:`page`, naming the one permission it needs (or
+``PUBLIC`` / ``SIGNED_IN``). The pipeline is the same for all of them: load the
+session, check Origin and the CSRF token on state-changing methods, check the
+permission, then run the view in a worker thread. Nothing reaches a view that has not
+passed those checks, and a route that declares nothing does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import quote, urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from searchgate.console import auth
+from searchgate.console.auth import Principal
+from searchgate.console.templating import render_page
+from searchgate.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ReauthenticationRequired,
+    SearchgateError,
+    TooManyAttempts,
+)
+from searchgate.permissions import Permission
+from searchgate.runtime import Runtime
+
+PUBLIC: Final = "public"
+SIGNED_IN: Final = "signed-in"
+Need = Permission | str
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+STATUS_OF: dict[type[SearchgateError], int] = {
+    InvalidInput: 400,
+    NotFound: 404,
+    Conflict: 409,
+    TooManyAttempts: 429,
+}
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    need: Need
+    name: str
+    # Open to a person who must enrol in MFA before anything else is granted.
+    during_enrolment: bool = False
+
+
+ROUTES: list[RouteSpec] = []
+Handler = Callable[["Ctx"], Response]
+_HANDLERS: dict[tuple[str, str], Handler] = {}
+
+
+class Refused(Exception):
+    """Ends a request with an error page (403 for CSRF and permissions, 404, ...)."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+@dataclass
+class Ctx:
+    request: Request
+    rt: Runtime
+    session: auth.SessionState
+    form: FormData | None
+    spec: RouteSpec
+    principal: Principal | None = None
+    reauth_error: str | None = None
+    cookies_out: list[tuple[str, str, int | None]] = field(default_factory=list)
+
+    # --- input ---------------------------------------------------------------------
+
+    def param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    def query(self, name: str, default: str = "") -> str:
+        return self.request.query_params.get(name, default)
+
+    def field(self, name: str, default: str = "") -> str:
+        if self.form is None:
+            return default
+        value = self.form.get(name, default)
+        return value if isinstance(value, str) else default
+
+    def fields(self, name: str) -> list[str]:
+        if self.form is None:
+            return []
+        return [v for v in self.form.getlist(name) if isinstance(v, str)]
+
+    @property
+    def htmx(self) -> bool:
+        return self.request.headers.get("hx-request") == "true"
+
+    @property
+    def me(self) -> Principal:
+        """The signed-in person; the pipeline runs only PUBLIC views without one."""
+        if self.principal is None:
+            raise Refused(401, "Sign in", "Sign in to continue.")
+        return self.principal
+
+    def client(self) -> auth.ClientInfo:
+        return auth.client_info(self.request)
+
+    # --- output --------------------------------------------------------------------
+
+    def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        return render_page(self, template, status, values)
+
+    def error_page(self, status: int, title: str, message: str) -> HTMLResponse:
+        return render_page(
+            self, "error.html", status, {"title": title, "message": message, "code": status}
+        )
+
+    def redirect(self, url: str, flash: str | None = None) -> Response:
+        if flash:
+            self.set_cookie(auth.FLASH_COOKIE, flash, 60)
+        if self.htmx:
+            return Response(status_code=204, headers={"HX-Redirect": url})
+        return RedirectResponse(url, status_code=303)
+
+    def set_cookie(self, base: str, value: str, max_age: int | None) -> None:
+        self.cookies_out.append((base, value, max_age))
+
+    def can(self, need: Need) -> bool:
+        return allowed(self.principal, need)
+
+
+def allowed(principal: Principal | None, need: Need) -> bool:
+    if need == PUBLIC:
+        return True
+    if principal is None:
+        return False
+    if need == SIGNED_IN:
+        return True
+    return need in principal.permissions
+
+
+def page(
+    method: str, path: str, need: Need, *, name: str, during_enrolment: bool = False
+) -> Callable[[Handler], Handler]:
+    """Declares a console route and the permission it needs."""
+
+    def register(fn: Handler) -> Handler:
+        if (method, path) in _HANDLERS:
+            raise RuntimeError(f"console route {method} {path} declared twice")
+        ROUTES.append(RouteSpec(method, path, need, name, during_enrolment))
+        _HANDLERS[(method, path)] = fn
+        return fn
+
+    return register
+
+
+def handler_of(spec: RouteSpec) -> Handler:
+    return _HANDLERS[(spec.method, spec.path)]
+
+
+# --- the pipeline ---------------------------------------------------------------------
+
+
+def same_origin(request: Request) -> bool:
+    """The request comes from a page of this console (Origin, else Referer, must match).
+
+    Only the host (and port) are compared: behind a TLS-terminating proxy the scheme the
+    server sees may differ from the browser's, while a foreign site's host never matches.
+    """
+    own = request.headers.get("host", "")
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source or source == "null" or not own:
+        return False
+    return urlsplit(source).netloc.lower() == own.lower()
+
+
+def check_csrf(request: Request, form: FormData | None, expected: str | None) -> None:
+    if not same_origin(request):
+        raise Refused(
+            403,
+            "Request refused",
+            "This request did not come from a page of this console (its Origin does not "
+            "match). Go back, reload the page and try again.",
+        )
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and form is not None:
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not auth.tokens_match(sent, expected):
+        raise Refused(
+            403,
+            "Request refused",
+            "The form's security token is missing or out of date. Reload the page and try again.",
+        )
+
+
+def _sign_in_redirect(request: Request, reason: str | None) -> Response:
+    target = request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    if request.method not in SAFE_METHODS:
+        target = urlsplit(request.headers.get("referer", "")).path or "/"
+    url = "/sign-in?next=" + quote(target, safe="/")
+    if reason:
+        url += "&reason=" + reason
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def make_endpoint(spec: RouteSpec) -> Callable[[Request], Any]:
+    view = handler_of(spec)
+
+    async def endpoint(request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        form = await request.form() if spec.method not in SAFE_METHODS else None
+        return await run_in_threadpool(_run, request, rt, form, spec, view)
+
+    endpoint.__name__ = spec.name
+    return endpoint
+
+
+def _run(
+    request: Request, rt: Runtime, form: FormData | None, spec: RouteSpec, view: Handler
+) -> Response:
+    session = auth.load_session(rt, request)
+    ctx = Ctx(request, rt, session, form, spec, session.principal)
+    if session.clear_cookie:
+        ctx.set_cookie(auth.SESSION_COOKIE, "", 0)
+    try:
+        response = _checked(ctx, view)
+    except Refused as exc:
+        response = ctx.error_page(exc.status, exc.title, exc.message)
+    except ReauthenticationRequired:
+        # A button without a password field of its own: confirm, then come back.
+        back = urlsplit(request.headers.get("referer", "")).path or "/"
+        response = ctx.redirect(
+            "/reauth?next=" + quote(back, safe="/"),
+            "Confirm it is you, then repeat what you were doing.",
+        )
+    except Forbidden as exc:
+        response = ctx.error_page(403, "Not allowed", exc.message)
+    except SearchgateError as exc:
+        status = STATUS_OF.get(type(exc), 400)
+        title = "Not found" if status == 404 else "That did not work"
+        response = ctx.error_page(status, title, exc.message)
+    auth.finish(ctx, response)
+    return response
+
+
+def _checked(ctx: Ctx, view: Handler) -> Response:
+    spec, request, principal = ctx.spec, ctx.request, ctx.principal
+    if spec.need != PUBLIC and principal is None:
+        return _sign_in_redirect(request, ctx.session.ended_reason)
+    if spec.method not in SAFE_METHODS:
+        check_csrf(request, ctx.form, auth.csrf_for_check(ctx.rt, request, ctx.session))
+    enrolling = principal is not None and principal.actor.mfa_enrolment_required
+    if enrolling and spec.need != PUBLIC and not spec.during_enrolment:
+        return ctx.redirect("/account/mfa")
+    if not allowed(principal, spec.need):
+        auth.record_denied(ctx.rt, principal, str(spec.need), request.url.path)
+        raise Refused(
+            403,
+            "Not allowed",
+            f"Your role does not include the permission this page needs ({spec.need}). "
+            "Ask an admin if you need it.",
+        )
+    reauth = ctx.field("reauth")
+    if reauth:
+        auth.reauthenticate(ctx, reauth)
+    return view(ctx)

@@ -1,0 +1,64 @@
+"""``searchgate serve`` as a real process: migrations, health, readiness, uploads."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic.script import ScriptDirectory
+
+from searchgate.migrations import alembic_config
+from tests.e2e.server import ServerProcess, create_key
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = ServerProcess(tmp_path / "data")
+    yield srv
+    srv.stop()
+
+
+def test_serve_migrates_a_fresh_data_dir_and_reports_health(server: ServerProcess) -> None:
+    assert not server.data_dir.exists()
+    server.start()
+    assert server.wait_for("/healthz").json() == {"status": "ok"}
+    server.wait_ready()
+    ready = server.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["database"] == "ok"
+    assert ready["indexLag"] == 0
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    with sqlite3.connect(server.data_dir / "searchgate.db") as db:
+        (version,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert version == head
+    assert {"collections", "records", "changes", "client_keys"} <= tables
+
+    # The uvicorn server runs in the serve process itself: its pid is the server's.
+    assert server.children() == []
+
+    key = create_key(server.data_dir, None)
+    auth = {"Authorization": f"Bearer {key}"}
+    r = httpx.post(
+        f"{server.url}/api/v1/collections/shop/records?wait=true",
+        json=[{"id": "1", "title": "Lamp"}, {"id": "2", "title": "Desk lamp"}],
+        headers=auth,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    r = httpx.post(
+        f"{server.url}/api/v1/search",
+        json={"collection": "shop", "query": "lamp"},
+        headers=auth,
+        timeout=10,
+    )
+    assert r.status_code == 200
+    assert r.json()["totalRecordCount"] == 2
+    assert r.headers["x-request-id"]
+    r = httpx.post(f"{server.url}/api/v1/search", json={"query": "lamp"}, timeout=10)
+    assert r.status_code == 401
