@@ -73,6 +73,8 @@ class Indexer:
         # needs before the index again matches the database at some boundary.
         self._outstanding: set[tuple[str, str]] = set()
         self._not_before = 0
+        # Collection -> change-log position of the snapshot its index was rebuilt from.
+        self._rebuilt_at: dict[str, int] = {}
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -127,6 +129,7 @@ class Indexer:
         again from the last committed position."""
         with self._work:
             self._settings.clear()
+            self._rebuilt_at.clear()
             try:
                 self.engine.reset()
             except Exception:
@@ -183,15 +186,22 @@ class Indexer:
         total = self.catalog.record_count(name)
         done = 0
 
+        snapshot: int | None = None
+
         def chunks() -> Iterator[list[tuple[str, str]]]:
-            nonlocal done
-            for chunk in self.catalog.iter_all_records(name, CHUNK):
+            nonlocal done, snapshot
+            for seq, chunk in self.catalog.iter_snapshot(name, CHUNK):
+                snapshot = seq
                 yield chunk
                 done += len(chunk)
                 if progress is not None:
                     progress(done, max(total, done))
 
         count = self.engine.rebuild(name, settings, chunks())
+        if snapshot is not None:
+            # Changes of this collection up to the snapshot are in the rebuilt index
+            # already: applying them again (a catch-up after a repair) is wasted work.
+            self._rebuilt_at[name] = snapshot
         # The records were read from a snapshot at least this recent.
         self._not_before = max(self._not_before, self.catalog.current_seq())
         self._resolve_all(name)
@@ -261,6 +271,11 @@ class Indexer:
 
     def _apply(self, ch: changelog.Change) -> None:
         name = ch.collection
+        rebuilt = self._rebuilt_at.get(name)
+        if rebuilt is not None:
+            if ch.seq <= rebuilt:
+                return
+            del self._rebuilt_at[name]
         if ch.op == changelog.OP_DROP:
             self._settings.pop(name, None)
             self._resolve_all(name)

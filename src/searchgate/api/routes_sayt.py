@@ -6,7 +6,6 @@ import re
 
 import orjson
 from fastapi import APIRouter, Query
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -70,7 +69,8 @@ async def sayt(
         product_sort=productSort,
         refinements=refinements,
     )
-    result = await run_in_threadpool(rt.sayt.search, req, public)
+    # Well under a millisecond of CPU: cheaper on the event loop than on a thread.
+    result = rt.sayt.search(req, public)
     body = orjson.dumps(result)
     headers = {"X-Content-Type-Options": "nosniff"}
     if public:

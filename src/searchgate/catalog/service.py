@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from searchgate.catalog import changelog
-from searchgate.catalog.models import CollectionRow, QueryStatRow, RecordRow
+from searchgate.catalog.models import ChangeCounter, CollectionRow, QueryStatRow, RecordRow
 from searchgate.catalog.settings import CollectionSettings, infer_settings
 from searchgate.catalog.validation import (
     InvalidRecord,
@@ -385,14 +385,26 @@ class CatalogService:
     def iter_all_records(self, name: str, chunk: int = 5000) -> Iterator[list[tuple[str, str]]]:
         """Every record of a collection, read in one transaction (one snapshot), so a
         rebuilt index never holds part of an upload that committed meanwhile."""
+        for _seq, part in self.iter_snapshot(name, chunk):
+            yield part
+
+    def iter_snapshot(
+        self, name: str, chunk: int = 5000
+    ) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+        """Like ``iter_all_records``, with the change-log position of the snapshot.
+
+        The position is read by the same statement as the records, so it is exact on
+        every database (one statement is one snapshot even under READ COMMITTED).
+        """
+        position = select(ChangeCounter.seq).where(ChangeCounter.id == 1).scalar_subquery()
         with self.db.read() as s:
             result = s.execute(
-                select(RecordRow.record_id, RecordRow.data)
+                select(RecordRow.record_id, RecordRow.data, position)
                 .where(RecordRow.collection == name)
                 .execution_options(yield_per=chunk)
             )
             for part in result.partitions():
-                yield [(r[0], r[1]) for r in part]
+                yield int(part[0][2]), [(r[0], r[1]) for r in part]
 
     def record_count(self, name: str) -> int:
         with self.db.read() as s:

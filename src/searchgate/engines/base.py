@@ -147,6 +147,11 @@ class SearchEngine(Protocol):
         over the records matching ``within`` when given."""
         ...
 
+    def correct_word(self, collection: str, word: str) -> str:
+        """``word`` when it finds records on its own, else the most frequent indexed
+        word one edit away (or ``word`` when there is none)."""
+        ...
+
     def similar_words(self, collection: str, word: str, limit: int) -> list[tuple[str, int]]:
         """Indexed words within a small edit distance of ``word``, most frequent first."""
         ...

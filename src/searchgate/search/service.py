@@ -41,7 +41,6 @@ from searchgate.engines.base import (
     FacetResult,
     Filter,
     Ids,
-    MatchAll,
     Not,
     Or,
     Range,
@@ -393,12 +392,9 @@ class SearchService:
     def _correct(self, collection: str, word: str) -> str:
         if len(word) < 3 or word.isdigit():
             return word
-        # A word that finds records on its own is spelt right; the query found nothing
-        # because of the other words.
-        if self.engine.count(collection, TextQuery(words=(word,)), MatchAll()):
-            return word
-        similar = self.engine.similar_words(collection, word, 1)
-        return similar[0][0] if similar else word
+        # A word that finds records on its own is spelt right (the query found nothing
+        # because of the other words); the engine checks that first.
+        return self.engine.correct_word(collection, word)
 
     # --- the response ----------------------------------------------------------------------
 

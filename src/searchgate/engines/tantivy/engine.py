@@ -13,6 +13,7 @@ from searchgate.catalog.settings import CollectionSettings
 from searchgate.engines.base import (
     FacetResult,
     Filter,
+    MatchAll,
     SearchPlan,
     SearchResult,
     TextQuery,
@@ -40,6 +41,7 @@ class TantivyEngine:
         self._indexes: dict[str, CollectionIndex] = {}
         # Rebuilt indexes wait here until their commit, so searches keep the old one.
         self._pending: dict[str, CollectionIndex] = {}
+        self._fingerprints: dict[int, tuple[CollectionSettings, str]] = {}
         self._write_lock = threading.Lock()
         self._open_all()
 
@@ -107,14 +109,26 @@ class TantivyEngine:
     def collections(self) -> list[str]:
         return sorted(self._indexes)
 
+    def _fingerprint(self, settings: CollectionSettings) -> str:
+        # The indexer asks for every change with the same settings object: computing
+        # the layout each time cost more than indexing some records.
+        hit = self._fingerprints.get(id(settings))
+        if hit is not None and hit[0] is settings:
+            return hit[1]
+        if len(self._fingerprints) > 256:
+            self._fingerprints.clear()
+        fp = Layout.of(settings).fingerprint
+        self._fingerprints[id(settings)] = (settings, fp)
+        return fp
+
     def matches(self, collection: str, settings: CollectionSettings) -> bool:
         ci = self._indexes.get(collection)
-        return ci is not None and ci.layout.fingerprint == Layout.of(settings).fingerprint
+        return ci is not None and ci.layout.fingerprint == self._fingerprint(settings)
 
     def prepare(self, collection: str, settings: CollectionSettings) -> bool:
         pending = self._pending.get(collection)
         if pending is not None:
-            return pending.layout.fingerprint == Layout.of(settings).fingerprint
+            return pending.layout.fingerprint == self._fingerprint(settings)
         return self.matches(collection, settings)
 
     def _writer(self, ci: CollectionIndex) -> tantivy.IndexWriter:
@@ -270,40 +284,53 @@ class TantivyEngine:
             )
         return [(str(t), int(c)) for t, c in pairs if int(c) > 0]
 
+    def correct_word(self, collection: str, word: str) -> str:
+        ci = self._get(collection)
+        # Storefront queries repeat: corrections are remembered until the index changes.
+        memo = ci.cache.setdefault("corrections", {})
+        assert isinstance(memo, dict)
+        hit = memo.get(word)
+        if hit is not None:
+            return str(hit)
+        if self.count(collection, TextQuery(words=(word,)), MatchAll()):
+            corrected = word
+        else:
+            similar = self.similar_words(collection, word, 1)
+            corrected = similar[0][0] if similar else word
+        if len(memo) < 20_000:
+            memo[word] = corrected
+        return corrected
+
     def similar_words(self, collection: str, word: str, limit: int) -> list[tuple[str, int]]:
+        """Indexed completion words one edit (insert, delete, replace or swap of two
+        neighbours) away from ``word``, most frequent first.
+
+        Each candidate is looked up in the term dictionary: a few hundred lookups in
+        tantivy cost well under a millisecond, however large the vocabulary.
+        """
         ci = self._get(collection)
         folded = words(word)
-        if not folded or len(folded[0]) < 3:
+        if not folded or len(folded[0]) < 3 or len(folded[0]) > 40:
             return []
         w = folded[0]
-        max_distance = 1 if len(w) <= 5 else 2
-        seen: dict[str, int] = {}
-        for prefix in (w[:2], w[:1]):
-            for term, count in ci.searcher.terms_with_prefix(VOCAB, prefix, limit=5000):
-                term = str(term)
-                if (
-                    term != w
-                    and abs(len(term) - len(w)) <= max_distance
-                    and _distance(term, w, max_distance) <= max_distance
-                ):
-                    seen[term] = int(count)
-            if seen:
-                break
-        return sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        searcher = ci.searcher
+        found: dict[str, int] = {}
+        for candidate in _edits1(w):
+            count = int(searcher.doc_freq(VOCAB, candidate))
+            if count:
+                found[candidate] = count
+        return sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
 
 
-def _distance(a: str, b: str, cap: int) -> int:
-    """Optimal string alignment distance, giving up beyond ``cap``."""
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            cost = 0 if ca == cb else 1
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        if min(cur) > cap:
-            return cap + 1
-        prev2, prev = prev, cur
-    return prev[-1]
+_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _edits1(word: str) -> set[str]:
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deletes = {a + b[1:] for a, b in splits if b}
+    swaps = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    replaces = {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+    inserts = {a + c + b for a, b in splits for c in _LETTERS}
+    out = deletes | swaps | replaces | inserts
+    out.discard(word)
+    return out

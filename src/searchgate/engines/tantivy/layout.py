@@ -26,6 +26,9 @@ VOCAB = "_w"
 
 def fold(text: str) -> str:
     """Lowercase and strip accents, as the index's analyzers do."""
+    if text.isascii():
+        # Most catalog text: nothing to decompose (and ten times faster).
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -35,6 +38,11 @@ def words(text: str) -> list[str]:
 
 
 def _strings(value: Any) -> list[str]:
+    # Called for every indexed field of every record: the common cases go first.
+    if type(value) is str:
+        return [value]
+    if value is None:
+        return []
     items = value if isinstance(value, list) else [value]
     out = []
     for v in items:
