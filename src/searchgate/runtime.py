@@ -89,7 +89,7 @@ def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_
         settings=settings,
         db=db,
         catalog=catalog,
-        areas=AreaService(db),
+        areas=AreaService(db, audit, on_rename=RoleService.rename_area),
         keys=KeyService(db, pepper, settings.key_cache_seconds),
         audit=audit,
         passwords=passwords,

@@ -222,7 +222,7 @@ def test_password_is_rehashed_at_sign_in_when_parameters_rise(accounts: Services
 
 
 def test_custom_roles_compose_permissions_and_areas(accounts: Services) -> None:
-    accounts.areas.create("Staging")
+    accounts.areas.create(Actor.system(name="test"), "Staging")
     role = accounts.roles.create(
         SYSTEM, "Staging editor", ["console:collections:read", "console:areas:manage"], ["Staging"]
     )

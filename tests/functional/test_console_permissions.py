@@ -108,7 +108,9 @@ def test_a_custom_role_opens_its_permissions_and_its_areas_only(
 ) -> None:
     use_https(client)
     system = Actor.system()
-    rt.services.areas.create("Staging", [{"key": "banner", "value": "test"}])
+    rt.services.areas.create(
+        Actor.system(name="test"), "Staging", [{"key": "banner", "value": "test"}]
+    )
     perms = [Permission.SEARCH_PREVIEW.value, Permission.AREAS_READ.value]
     rt.services.roles.create(system, "Staging previewer", perms, ["Staging"])
     make_user(rt.services, "sue@example.com", "Staging previewer")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -20,6 +18,7 @@ import orjson
 
 from searchgate.audit.models import AuditEventRow
 from searchgate.clock import aware
+from searchgate.secretfile import load_or_create_secret
 
 GENESIS = "0" * 64
 KEY_FILE = "audit-key"
@@ -68,23 +67,7 @@ def canonical(row: AuditEventRow) -> bytes:
 def load_or_create_audit_key(secrets_dir: Path, configured: str | None) -> AuditKey:
     if configured:
         return AuditKey.from_secret(configured.encode("utf-8"))
-    path = secrets_dir / KEY_FILE
-    if not path.exists():
-        secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-            fh.flush()
-            os.fsync(fh.fileno())
-        # link() fails when another process won the race; both then use the winner's.
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return AuditKey.from_secret(path.read_text().strip().encode("utf-8"))
+    return AuditKey.from_secret(load_or_create_secret(secrets_dir, KEY_FILE))
 
 
 @dataclass(frozen=True)

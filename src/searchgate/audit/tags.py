@@ -41,6 +41,10 @@ class Action(StrEnum):
     AUDIT_EXPORT = "admin:audit:export"
     COLLECTIONS_LIST = "console:collections:list"
     COLLECTION_DELETE = "console:collections:delete"
+    AREA_CREATE = "console:areas:create"
+    AREA_UPDATE = "console:areas:update"
+    AREA_RENAME = "console:areas:rename"
+    AREA_DELETE = "console:areas:delete"
 
 
 class Outcome(StrEnum):

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from searchgate.audit import AuditLog
+from searchgate.audit.tags import Action
 from searchgate.catalog.models import AreaRow
 from searchgate.catalog.validation import COLLECTION_NAME
 from searchgate.db import Database
 from searchgate.errors import Conflict, InvalidInput, NotFound
+from searchgate.permissions import Actor, Permission
 
 DEFAULT_AREA = "Production"
 
@@ -27,8 +32,19 @@ class Area:
 
 
 class AreaService:
-    def __init__(self, db: Database, cache_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog | None = None,
+        on_rename: Callable[[Session, str, str], None] | None = None,
+        cache_seconds: float = 1.0,
+    ) -> None:
+        """``audit`` records every change in its transaction (a service without one is
+        read-only); ``on_rename`` lets others that name areas (custom roles) follow a
+        rename in the same transaction."""
         self.db = db
+        self.audit = audit
+        self.on_rename = on_rename
         self.cache_seconds = cache_seconds
         self._cache: tuple[float, dict[str, Area]] | None = None
         self._lock = threading.Lock()
@@ -57,11 +73,20 @@ class AreaService:
             raise InvalidInput(f"unknown area {name!r} (areas: {known})", field="area")
         return area
 
-    def create(self, name: str, site_params: list[dict[str, Any]] | None = None) -> Area:
+    def _log(self) -> AuditLog:
+        if self.audit is None:
+            raise RuntimeError("this area service is read-only (built without an audit log)")
+        return self.audit
+
+    def create(
+        self, actor: Actor, name: str, site_params: list[dict[str, Any]] | None = None
+    ) -> Area:
+        audit = self._log()
+        audit.authorize(actor, Permission.AREAS_MANAGE, Action.AREA_CREATE, target=name)
         if not COLLECTION_NAME.match(name):
             raise InvalidInput("an area name has 1 to 64 letters, digits, '_' or '-'", field="name")
         params = _check_params(site_params or [])
-        with self.db.write() as s:
+        with audit.transaction() as s:
             if s.get(AreaRow, name) is not None:
                 raise Conflict(f"area {name!r} exists already", field="name")
             s.add(
@@ -71,27 +96,46 @@ class AreaService:
                     created_at=datetime.now(UTC),
                 )
             )
+            audit.record(
+                s, actor, Action.AREA_CREATE, target=name, details={"siteParams": len(params)}
+            )
         self._cache = None
         return Area(name, params)
 
-    def set_params(self, name: str, site_params: list[dict[str, Any]]) -> Area:
+    def set_params(self, actor: Actor, name: str, site_params: list[dict[str, Any]]) -> Area:
+        audit = self._log()
+        audit.authorize(actor, Permission.AREAS_MANAGE, Action.AREA_UPDATE, target=name)
         params = _check_params(site_params)
-        with self.db.write() as s:
+        with audit.transaction() as s:
             row = s.get(AreaRow, name)
             if row is None:
                 raise NotFound(f"area {name!r} does not exist", field="name")
+            before = orjson.loads(row.site_params_json)
             row.site_params_json = orjson.dumps(params).decode()
+            # Keys only: site parameter values are the merchant's data, not the log's.
+            audit.record(
+                s,
+                actor,
+                Action.AREA_UPDATE,
+                target=name,
+                details={
+                    "keysBefore": [p["key"] for p in before],
+                    "keysAfter": [p["key"] for p in params],
+                },
+            )
         self._cache = None
         return Area(name, params)
 
-    def rename(self, name: str, new_name: str) -> Area:
+    def rename(self, actor: Actor, name: str, new_name: str) -> Area:
+        audit = self._log()
+        audit.authorize(actor, Permission.AREAS_MANAGE, Action.AREA_RENAME, target=name)
         if not COLLECTION_NAME.match(new_name):
             raise InvalidInput(
                 "an area name has 1 to 64 letters, digits, '_' or '-'", field="new_name"
             )
         if name == DEFAULT_AREA:
             raise Conflict(f"{DEFAULT_AREA} is the default area and keeps its name", field="name")
-        with self.db.write() as s:
+        with audit.transaction() as s:
             row = s.get(AreaRow, name)
             if row is None:
                 raise NotFound(f"area {name!r} does not exist", field="name")
@@ -101,17 +145,29 @@ class AreaService:
             s.delete(row)
             s.flush()
             s.add(AreaRow(name=new_name, site_params_json=params, created_at=row.created_at))
+            if self.on_rename is not None:
+                self.on_rename(s, name, new_name)
+            audit.record(
+                s,
+                actor,
+                Action.AREA_RENAME,
+                target=new_name,
+                details={"from": name, "to": new_name},
+            )
         self._cache = None
         return Area(new_name, orjson.loads(params))
 
-    def delete(self, name: str) -> None:
+    def delete(self, actor: Actor, name: str) -> None:
+        audit = self._log()
+        audit.authorize(actor, Permission.AREAS_MANAGE, Action.AREA_DELETE, target=name)
         if name == DEFAULT_AREA:
             raise Conflict(f"{DEFAULT_AREA} is the default area and cannot be deleted")
-        with self.db.write() as s:
+        with audit.transaction() as s:
             row = s.get(AreaRow, name)
             if row is None:
                 raise NotFound(f"area {name!r} does not exist", field="name")
             s.delete(row)
+            audit.record(s, actor, Action.AREA_DELETE, target=name)
         self._cache = None
 
 

@@ -52,7 +52,7 @@ def create(ctx: Ctx) -> Response:
     if not name:
         return _list_page(ctx, {"name": "Give the area a name"}, name)
     try:
-        ctx.rt.services.areas.create(name)
+        ctx.rt.services.areas.create(ctx.me.actor, name)
     except SearchgateError as exc:
         return _list_page(ctx, errors_of(exc, {"name": "name"}, "name"), name)
     return ctx.redirect(f"/areas/{name}", f"Area {name} was created.")
@@ -111,7 +111,7 @@ def set_params(ctx: Ctx) -> Response:
     if errors:
         return _detail_page(ctx, current, errors, rows)
     try:
-        ctx.rt.services.areas.set_params(current.name, rows)
+        ctx.rt.services.areas.set_params(ctx.me.actor, current.name, rows)
     except SearchgateError as exc:
         return _detail_page(ctx, current, {"params": exc.message}, rows)
     return ctx.redirect(f"/areas/{current.name}", "Site parameters saved.")
@@ -124,7 +124,7 @@ def rename(ctx: Ctx) -> Response:
     if not new_name:
         return _detail_page(ctx, current, {"new_name": "Give the new name"}, new_name=new_name)
     try:
-        renamed = ctx.rt.services.areas.rename(current.name, new_name)
+        renamed = ctx.rt.services.areas.rename(ctx.me.actor, current.name, new_name)
     except SearchgateError as exc:
         errors = errors_of(exc, {"new_name": "new_name", "name": "new_name"}, "new_name")
         return _detail_page(ctx, current, errors, new_name=new_name)
@@ -135,7 +135,7 @@ def rename(ctx: Ctx) -> Response:
 def delete(ctx: Ctx) -> Response:
     current = _area(ctx, ctx.param("name"))
     try:
-        ctx.rt.services.areas.delete(current.name)
+        ctx.rt.services.areas.delete(ctx.me.actor, current.name)
     except SearchgateError as exc:
         return _detail_page(ctx, current, {"delete": exc.message})
     return ctx.redirect("/areas", f"Area {current.name} was deleted.")
