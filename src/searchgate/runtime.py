@@ -84,7 +84,7 @@ def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_
         roles.ensure_builtin()
     sessions = SessionService(db, audit, pepper, session_policy, mfa_policy, clock)
     mfa = MfaService(db, audit, pepper, clock)
-    catalog = CatalogService(db, settings.limits)
+    catalog = CatalogService(db, settings.limits, audit)
     return Services(
         settings=settings,
         db=db,

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from searchgate.api.errors import AuthError
 from searchgate.keys.scopes import Scope
 from searchgate.keys.service import KeyInfo, KeyService
+from searchgate.permissions import Actor, CredentialKind
 
 # Query parameters that carry a key in other products' conventions, and the shape of one
 # of ours wherever it is in the query string (base62 survives URL encoding unchanged).
@@ -20,6 +21,19 @@ _KEY_IN_URL = re.compile(r"sgk_[0-9A-Za-z]{30,}")
 @dataclass(frozen=True)
 class Caller:
     key: KeyInfo
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """The key as the actor of the changes it makes (for the change log)."""
+        return Actor(
+            kind=CredentialKind.CLIENT_KEY,
+            name=f"key {self.key.name}",
+            token_id=self.key.id,
+            ip=self.ip,
+            user_agent=self.user_agent,
+        )
 
 
 def presented_key(request: Request, body_key: str | None = None) -> str | None:
@@ -71,4 +85,8 @@ def authenticate(
             scope=scope.value,
         )
     request.state.key_id = info.id
-    return Caller(key=info)
+    return Caller(
+        key=info,
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )

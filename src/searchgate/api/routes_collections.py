@@ -72,11 +72,13 @@ async def get_collection(request: Request, name: str) -> JsonResponse:
 )
 async def put_collection(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
-    authenticate(rt.services.keys, request, Scope.COLLECTIONS_WRITE)
+    caller = authenticate(rt.services.keys, request, Scope.COLLECTIONS_WRITE)
     body = await json_body(request)
     raw = body.get("settings", body) if isinstance(body, dict) else body
     settings = parse_settings(raw)
-    info, created = await run_in_threadpool(rt.services.catalog.put_settings, name, settings)
+    info, created = await run_in_threadpool(
+        lambda: rt.services.catalog.put_settings(name, settings, actor=caller.actor)
+    )
     rt.indexer.notify()
     # Any position at or after the rebuild's own will do: the current one.
     out = info.to_dict()
@@ -93,8 +95,10 @@ async def put_collection(request: Request, name: str, wait: bool = False) -> Jso
 )
 async def delete_collection(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
-    authenticate(rt.services.keys, request, Scope.COLLECTIONS_DELETE)
-    removed = await run_in_threadpool(rt.services.catalog.delete_collection, name)
+    caller = authenticate(rt.services.keys, request, Scope.COLLECTIONS_DELETE)
+    removed = await run_in_threadpool(
+        lambda: rt.services.catalog.delete_collection(name, actor=caller.actor)
+    )
     rt.indexer.notify()
     body: dict[str, Any] = {"collection": name, "deleted": True, "recordsDeleted": removed}
     if wait:
@@ -117,7 +121,7 @@ async def write_records(
     failOnFirstError: bool = False,
 ) -> JsonResponse:
     rt = runtime(request)
-    authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
+    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
     data = await request.body()
     fmt = sniff_format(request.headers.get("content-type"), data)
     if fmt == "csv":
@@ -134,6 +138,7 @@ async def write_records(
             positions=parsed.positions,
             position_kind=parsed.position_kind,
             unparsable=parsed.unparsable,
+            actor=caller.actor,
         )
     )
     rt.indexer.notify()
@@ -155,8 +160,10 @@ async def delete_record(
     request: Request, name: str, record_id: str, wait: bool = False
 ) -> JsonResponse:
     rt = runtime(request)
-    authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
-    result = await run_in_threadpool(rt.services.catalog.delete_records, name, [record_id])
+    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
+    result = await run_in_threadpool(
+        lambda: rt.services.catalog.delete_records(name, [record_id], actor=caller.actor)
+    )
     if result.deleted == 0:
         raise NotFound(f"no record with id {record_id!r} in {name!r}", field="id")
     rt.indexer.notify()
@@ -171,13 +178,13 @@ async def delete_record(
 )
 async def delete_records(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
-    authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
+    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
     body = await json_body(request)
     ids = body.get("ids") if isinstance(body, dict) else body
     if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
         raise InvalidInput('expected {"ids": [...]} with string or integer ids', field="ids")
     result = await run_in_threadpool(
-        rt.services.catalog.delete_records, name, [str(i) for i in ids]
+        lambda: rt.services.catalog.delete_records(name, [str(i) for i in ids], actor=caller.actor)
     )
     rt.indexer.notify()
     searchable = await wait_if_asked(rt, result.seq, wait)

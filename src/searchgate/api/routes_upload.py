@@ -93,7 +93,7 @@ async def upload_stream(request: Request) -> JsonResponse:
         config = parse_config(config_bytes.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidInput("the config part must be UTF-8 text", field="config") from None
-    authenticate(rt.services.keys, request, Scope.RECORDS_WRITE, config.get("clientKey"))
+    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE, config.get("clientKey"))
     collection = config.get("collection") or "default"
     mode = config.get("mode", "upsert")
     if mode not in ("upsert", "replace"):
@@ -109,6 +109,7 @@ async def upload_stream(request: Request) -> JsonResponse:
             positions=parsed.positions,
             position_kind=parsed.position_kind,
             unparsable=parsed.unparsable,
+            actor=caller.actor,
         )
     )
     rt.indexer.notify()

@@ -45,6 +45,11 @@ class Action(StrEnum):
     AREA_UPDATE = "console:areas:update"
     AREA_RENAME = "console:areas:rename"
     AREA_DELETE = "console:areas:delete"
+    # Data-plane changes made with a client key (the actor is the key).
+    DATA_SETTINGS = "data:collections:settings"
+    DATA_COLLECTION_DELETE = "data:collections:delete"
+    DATA_RECORDS_WRITE = "data:records:write"
+    DATA_RECORDS_DELETE = "data:records:delete"
 
 
 class Outcome(StrEnum):

@@ -13,6 +13,8 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from searchgate.audit import AuditLog
+from searchgate.audit.tags import Action
 from searchgate.catalog import changelog
 from searchgate.catalog.models import ChangeCounter, CollectionRow, QueryStatRow, RecordRow
 from searchgate.catalog.settings import CollectionSettings, infer_settings
@@ -25,6 +27,7 @@ from searchgate.catalog.validation import (
 from searchgate.config import Limits
 from searchgate.db import Database
 from searchgate.errors import InvalidInput, LimitExceeded, NotFound, UploadRejected
+from searchgate.permissions import Actor
 
 MAX_REPORTED_INVALID = 1000
 
@@ -72,9 +75,12 @@ def _aware(dt: datetime) -> datetime:
 
 
 class CatalogService:
-    def __init__(self, db: Database, limits: Limits) -> None:
+    def __init__(self, db: Database, limits: Limits, audit: AuditLog | None = None) -> None:
+        """With ``audit``, writes that name an actor record an event in their own
+        transaction (data-plane changes made with a client key)."""
         self.db = db
         self.limits = limits
+        self.audit = audit
 
     # --- collections -------------------------------------------------------------
 
@@ -141,7 +147,16 @@ class CatalogService:
                 limit=self.limits.max_collections,
             )
 
-    def put_settings(self, name: str, settings: CollectionSettings) -> tuple[CollectionInfo, bool]:
+    def _record(
+        self, s: Session, actor: Actor | None, action: Action, name: str, details: dict[str, Any]
+    ) -> None:
+        # After the change-log lock, as every catalog write takes it first.
+        if actor is not None and self.audit is not None:
+            self.audit.record(s, actor, action, target=name, details=details)
+
+    def put_settings(
+        self, name: str, settings: CollectionSettings, *, actor: Actor | None = None
+    ) -> tuple[CollectionInfo, bool]:
         """Creates the collection or replaces its settings; the index is rebuilt."""
         self._require_name(name)
         now = datetime.now(UTC)
@@ -156,13 +171,16 @@ class CatalogService:
             row.settings_json = settings.model_dump_json(by_alias=True)
             row.updated_at = now
             changelog.append(s, name, [(changelog.OP_REBUILD, None)])
+            self._record(s, actor, Action.DATA_SETTINGS, name, {"created": created})
             s.flush()
             return self._info(s, row), created
 
-    def delete_collection(self, name: str) -> int:
+    def delete_collection(self, name: str, *, actor: Actor | None = None) -> int:
         """Irreversible: records, settings and index go. Returns the records removed."""
         with self.db.write() as s:
-            return self.delete_collection_in(s, name)
+            removed = self.delete_collection_in(s, name)
+            self._record(s, actor, Action.DATA_COLLECTION_DELETE, name, {"records": removed})
+            return removed
 
     def delete_collection_in(self, s: Session, name: str) -> int:
         """``delete_collection`` inside the caller's write transaction (so that the
@@ -213,6 +231,7 @@ class CatalogService:
         positions: Sequence[int] | None = None,
         position_kind: str = "index",
         unparsable: Sequence[InvalidRecord] = (),
+        actor: Actor | None = None,
     ) -> WriteResult:
         """Upserts records by id (or replaces the whole catalog) in one transaction.
 
@@ -294,6 +313,18 @@ class CatalogService:
                 for i, (rid, rec) in enumerate(by_id.items())
             ]
             self._upsert_rows(s, rows)
+            self._record(
+                s,
+                actor,
+                Action.DATA_RECORDS_WRITE,
+                name,
+                {
+                    "mode": "replace" if replace else "upsert",
+                    "upserted": len(rows),
+                    "invalid": invalid_count,
+                    "createdCollection": created,
+                },
+            )
             return WriteResult(
                 collection=name,
                 seq=last,
@@ -345,7 +376,9 @@ class CatalogService:
         for start in range(0, len(rows), 2000):
             s.execute(stmt, rows[start : start + 2000])
 
-    def delete_records(self, name: str, record_ids: Sequence[str]) -> WriteResult:
+    def delete_records(
+        self, name: str, record_ids: Sequence[str], *, actor: Actor | None = None
+    ) -> WriteResult:
         limit = self.limits.max_records_per_request
         if len(record_ids) > limit:
             raise LimitExceeded(
@@ -378,6 +411,13 @@ class CatalogService:
                     )
                 )
             last = changelog.append(s, name, [(changelog.OP_DELETE, rid) for rid in existing])
+            self._record(
+                s,
+                actor,
+                Action.DATA_RECORDS_DELETE,
+                name,
+                {"requested": len(ids), "deleted": len(existing)},
+            )
             return WriteResult(collection=name, seq=last, deleted=len(existing))
 
     # --- for indexers ------------------------------------------------------------
