@@ -15,6 +15,8 @@ import httpx
 
 from bench.common import memory_kb
 from searchgate.config import Settings
+from searchgate.keys.scopes import ALL_SCOPES
+from searchgate.permissions import Actor
 from searchgate.runtime import build_services
 
 STARTED = "Application startup complete"
@@ -32,7 +34,7 @@ def make_key(data_dir: Path) -> tuple[str, Path]:
     keeps it in a 0600 file, which is how the load generator reads it."""
     services = build_services(Settings(data_dir=data_dir, database_url=None, key_pepper=None))
     try:
-        secret = services.keys.create("bench").secret
+        secret = services.keys.create(Actor.system("bench"), "bench", ALL_SCOPES).secret
     finally:
         services.db.dispose()
     path = data_dir / "secrets" / "bench-client-key"

@@ -15,9 +15,12 @@ from starlette.testclient import TestClient
 
 from searchgate.api.app import create_app
 from searchgate.config import Settings
+from searchgate.keys.scopes import ALL_SCOPES
 from searchgate.permissions import Actor
 from searchgate.runtime import Runtime, Services, build_runtime, build_services
 from tests import pg
+from tests.keyhelp import SYSTEM
+from tests.stores import bao_server, moto_server  # noqa: F401  (session fixtures: real stores)
 
 _db_counter = itertools.count()
 
@@ -82,7 +85,7 @@ def rt(client: TestClient) -> Runtime:
 
 @pytest.fixture
 def key(rt: Runtime) -> str:
-    return rt.services.keys.create("test-all").secret
+    return rt.services.keys.create(SYSTEM, "test-all", ALL_SCOPES).secret
 
 
 @pytest.fixture

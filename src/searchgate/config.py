@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     # is not enough to test guessed keys offline.
     key_pepper: str | None = None
     key_cache_seconds: float = 1.0
+    # Deleting a key that served a request this recently needs --force (docs/keys.md).
+    key_delete_quiet_minutes: float = Field(default=15.0, ge=0)
+    # Keys older than this are flagged on the dashboard; `rotate --if-older-than` uses it.
+    key_max_age_days: int = Field(default=90, ge=1)
+    # How often each server process writes its in-memory key usage counts.
+    key_usage_flush_seconds: float = Field(default=2.0, gt=0)
     # Command Center accounts (docs/security.md). The audit key signs the change log's
     # MAC chain; like the pepper it comes from the secrets file when not given, and
     # must never be stored in the database.

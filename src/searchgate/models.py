@@ -21,6 +21,7 @@ from searchgate.catalog.models import (
 )
 from searchgate.db import Base
 from searchgate.keys.models import ClientKeyRow
+from searchgate.keys.usage_models import KeySystemRow, KeyUsageHourRow
 
 __all__ = [
     "AreaRow",
@@ -32,6 +33,8 @@ __all__ = [
     "ClientKeyRow",
     "CollectionRow",
     "IndexNodeRow",
+    "KeySystemRow",
+    "KeyUsageHourRow",
     "PersonalTokenRow",
     "QueryStatRow",
     "RecordRow",

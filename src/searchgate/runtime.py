@@ -35,6 +35,7 @@ from searchgate.engines.tantivy.store import SlotLock
 from searchgate.indexer import NODE_LIVE_SECONDS, Indexer
 from searchgate.keys.hashing import load_or_create_pepper
 from searchgate.keys.service import KeyService
+from searchgate.keys.usage import UsageTracker
 from searchgate.migrations import upgrade
 from searchgate.search.querylog import QueryLog
 from searchgate.search.sayt import SaytService
@@ -90,7 +91,14 @@ def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_
         db=db,
         catalog=catalog,
         areas=AreaService(db, audit, on_rename=RoleService.rename_area),
-        keys=KeyService(db, pepper, settings.key_cache_seconds),
+        keys=KeyService(
+            db,
+            pepper,
+            audit,
+            clock,
+            settings.key_cache_seconds,
+            timedelta(minutes=settings.key_delete_quiet_minutes),
+        ),
         audit=audit,
         passwords=passwords,
         roles=roles,
@@ -114,11 +122,13 @@ class Runtime:
     sayt: SaytService
     query_log: QueryLog
     slot_lock: SlotLock
+    usage: UsageTracker
     started: bool = field(default=False)
 
     def start(self) -> None:
         self.indexer.start()
         self.query_log.start()
+        self.usage.start()
         self.started = True
 
     def wait_searchable(self, seq: int, timeout: float) -> bool:
@@ -141,6 +151,7 @@ class Runtime:
             time.sleep(0.02)
 
     def stop(self) -> None:
+        self.usage.stop()
         self.query_log.stop()
         self.indexer.stop()
         self.engine.close()
@@ -173,4 +184,5 @@ def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
         sayt=sayt,
         query_log=query_log,
         slot_lock=lock,
+        usage=UsageTracker(services.db, services.keys),
     )

@@ -17,9 +17,10 @@ from starlette.testclient import TestClient
 from searchgate.config import Settings
 from searchgate.demo import demo_settings, generate
 from searchgate.keys.format import generate_key
-from searchgate.keys.scopes import Scope
+from searchgate.keys.scopes import ALL_SCOPES, Scope
 from searchgate.runtime import Runtime, build_services
 from tests.conftest import load
+from tests.keyhelp import SYSTEM
 
 UPLOAD_CONFIG = "collection=default\n"
 
@@ -188,7 +189,7 @@ def test_a_key_without_the_scope_gets_403_naming_it(
     client: TestClient, rt: Runtime, method: str, path: str, scope: Scope
 ) -> None:
     others = frozenset(Scope) - {scope}
-    secret = rt.services.keys.create("all-but-one", others).secret
+    secret = rt.services.keys.create(SYSTEM, "all-but-one", others).secret
     r = call(client, method, path, {"X-Client-Key": secret})
     assert r.status_code == 403, r.text
     error = r.json()["error"]
@@ -200,14 +201,14 @@ def test_a_key_without_the_scope_gets_403_naming_it(
 def test_a_deleted_key_stops_working_within_the_cache_window(
     client: TestClient, rt: Runtime, settings: Settings
 ) -> None:
-    secret = rt.services.keys.create("short-lived").secret
+    secret = rt.services.keys.create(SYSTEM, "short-lived", ALL_SCOPES).secret
     headers = {"X-Client-Key": secret}
     assert client.get("/api/v1/collections", headers=headers).status_code == 200
     # Deleted by another process (as `searchgate keys delete` is): this server only learns
     # of it when its cached verdict expires (key_cache_seconds, 1 s in these settings).
     other = build_services(settings, migrate=False)
     try:
-        other.keys.delete("short-lived")
+        other.keys.delete(SYSTEM, "short-lived", "short-lived", force=True)
     finally:
         other.db.dispose()
     time.sleep(settings.key_cache_seconds + 0.2)
@@ -217,17 +218,17 @@ def test_a_deleted_key_stops_working_within_the_cache_window(
 
 
 def test_a_key_deleted_in_this_process_is_refused_at_once(client: TestClient, rt: Runtime) -> None:
-    secret = rt.services.keys.create("gone").secret
+    secret = rt.services.keys.create(SYSTEM, "gone", ALL_SCOPES).secret
     headers = {"Authorization": f"Bearer {secret}"}
     assert client.get("/api/v1/collections", headers=headers).status_code == 200
-    rt.services.keys.delete("gone")
+    rt.services.keys.delete(SYSTEM, "gone", "gone", force=True)
     assert client.get("/api/v1/collections", headers=headers).status_code == 401
 
 
 def test_only_a_peppered_digest_of_a_key_is_stored(
     client: TestClient, rt: Runtime, settings: Settings
 ) -> None:
-    created = rt.services.keys.create("stored")
+    created = rt.services.keys.create(SYSTEM, "stored", ALL_SCOPES)
     secret = created.secret
     assert client.get("/api/v1/collections", headers={"X-Client-Key": secret}).status_code == 200
     expected = hmac.new(b"test-pepper", secret.encode(), hashlib.sha256).digest()

@@ -10,6 +10,7 @@ from searchgate.demo import demo_settings, generate
 from searchgate.keys.scopes import Scope
 from searchgate.runtime import Runtime
 from tests.conftest import load
+from tests.keyhelp import SYSTEM
 
 PHONES = [
     {"id": f"p{i}", "title": f"Phone {i}", "brand": ["Acme", "Bolt", "Core"][i % 3], "price": i}
@@ -126,7 +127,7 @@ def test_delete_collection_removes_records_settings_and_index(
 ) -> None:
     load(client, auth, "gone", PHONES, {**PLAIN, "navigations": [{"name": "brand"}]})
     weak = rt.services.keys.create(
-        "no-delete", frozenset({Scope.SEARCH, Scope.RECORDS_WRITE, Scope.COLLECTIONS_WRITE})
+        SYSTEM, "no-delete", frozenset({Scope.SEARCH, Scope.RECORDS_WRITE, Scope.COLLECTIONS_WRITE})
     )
     r = client.delete(
         "/api/v1/collections/gone", headers={"Authorization": f"Bearer {weak.secret}"}

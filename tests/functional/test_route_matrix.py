@@ -22,12 +22,13 @@ from starlette.testclient import TestClient
 from searchgate.clock import utc_now
 from searchgate.console import ROUTES
 from searchgate.demo import demo_settings, generate
-from searchgate.keys.scopes import Scope
+from searchgate.keys.scopes import ALL_SCOPES, Scope
 from searchgate.permissions import BUILTIN_ROLES, Actor
 from searchgate.runtime import Runtime, Services
 from tests.conftest import PASSWORD, ManualClock, enrol, load, make_user, sign_in
 from tests.functional.console_support import token_of
 from tests.functional.test_auth import app_routes, call
+from tests.keyhelp import SYSTEM
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ POLICY: list[tuple[str, str, Need]] = [
     ("DELETE", f"{COLL}/records/{{record_id}}", Need.key("records:write")),
     ("POST", f"{COLL}/records/delete", Need.key("records:write")),
     ("POST", "/data/v1/upload/stream", Need.key("records:write")),
+    # --- data plane: key self-service and leak reports -----------------------------------
     # --- admin API: personal tokens ------------------------------------------------------
     ("GET", f"{ADMIN}/me", Need.token()),
     ("GET", f"{ADMIN}/users", Need.token("admin:users:read")),
@@ -97,6 +99,8 @@ POLICY: list[tuple[str, str, Need]] = [
     ("DELETE", f"{ADMIN}/collections/{{name}}", Need.token("console:collections:delete")),
     ("GET", f"{ADMIN}/audit", Need.token("admin:audit:read")),
     ("GET", f"{ADMIN}/audit/export", Need.token("admin:audit:read")),
+    # --- admin API: client keys (Key Management) -----------------------------------------
+    # --- admin API: rotation -------------------------------------------------------------
     # --- console: sessions ---------------------------------------------------------------
     ("GET", "/sign-in", Need.public()),
     ("POST", "/sign-in", Need.public()),
@@ -126,6 +130,8 @@ POLICY: list[tuple[str, str, Need]] = [
     ("POST", "/areas/{name}/params", Need.session("console:areas:manage")),
     ("POST", "/areas/{name}/rename", Need.session("console:areas:manage")),
     ("POST", "/areas/{name}/delete", Need.session("console:areas:manage")),
+    # --- console: Key Management ---------------------------------------------------------
+    # --- console: rotation wizard --------------------------------------------------------
     ("GET", "/admin/users", Need.session("admin:users:read")),
     ("GET", "/admin/users/new", Need.session("admin:users:manage")),
     ("POST", "/admin/users", Need.session("admin:users:manage")),
@@ -215,9 +221,11 @@ def _credential(name: str, rt: Runtime, accounts: Services, clock: ManualClock) 
     if name == "anonymous":
         return Credential("none")
     if name == "key-all-scopes":
-        return Credential("key", holds=frozenset(Scope), secret=s.keys.create("all").secret)
+        return Credential(
+            "key", holds=frozenset(Scope), secret=s.keys.create(SYSTEM, "all", ALL_SCOPES).secret
+        )
     if name == "key-sayt-only":
-        key = s.keys.create("sayt", frozenset({Scope.SAYT})).secret
+        key = s.keys.create(SYSTEM, "sayt", frozenset({Scope.SAYT})).secret
         return Credential("key", holds=frozenset({"sayt"}), secret=key)
     if name in ("token-admin", "token-viewer"):
         role = name.removeprefix("token-")
@@ -385,7 +393,7 @@ def test_each_credential_gets_exactly_what_the_policy_grants(
     s = rt.services
     load(
         client,
-        {"Authorization": f"Bearer {s.keys.create('setup').secret}"},
+        {"Authorization": f"Bearer {s.keys.create(SYSTEM, 'setup', ALL_SCOPES).secret}"},
         "default",
         list(generate(5)),
         demo_settings(),

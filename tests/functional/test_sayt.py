@@ -13,6 +13,7 @@ from searchgate.demo import demo_settings
 from searchgate.keys.scopes import Scope
 from searchgate.runtime import Runtime
 from tests.conftest import load
+from tests.keyhelp import SYSTEM
 
 SAYT = "/api/v1/sayt/search"
 
@@ -323,13 +324,13 @@ def test_malicious_callbacks_are_400(
 
 
 def test_a_key_needs_the_sayt_scope(client: TestClient, shop: dict[str, str], rt: Runtime) -> None:
-    search_only = rt.services.keys.create("search-only", frozenset({Scope.SEARCH})).secret
+    search_only = rt.services.keys.create(SYSTEM, "search-only", frozenset({Scope.SEARCH})).secret
     r = sayt(client, {"X-Client-Key": search_only}, query="mac")
     assert r.status_code == 403
     error = r.json()["error"]
     assert error["code"] == "scope_missing" and error["scope"] == "sayt"
     assert "sayt" in error["message"] and search_only not in r.text
-    sayt_only = rt.services.keys.create("sayt-only", frozenset({Scope.SAYT})).secret
+    sayt_only = rt.services.keys.create(SYSTEM, "sayt-only", frozenset({Scope.SAYT})).secret
     assert values(ok(client, {"X-Client-Key": sayt_only}, query="mac")) == ["macbook"]
     # The same key cannot search.
     r = client.post("/api/v1/search", json={"query": "mac"}, headers={"X-Client-Key": sayt_only})

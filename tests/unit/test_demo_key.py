@@ -6,6 +6,7 @@ from searchgate.cli.main import DEMO_ADMIN_EMAIL, _demo_admin, _demo_key
 from searchgate.cli.users import cli_actor
 from searchgate.config import Settings
 from searchgate.runtime import Services
+from tests.keyhelp import SYSTEM
 
 
 def test_demo_key_is_saved_once_and_replaced_after_deletion(
@@ -18,7 +19,7 @@ def test_demo_key_is_saved_once_and_replaced_after_deletion(
     assert path.stat().st_mode & 0o777 == 0o600
     _demo_key(services, settings)
     assert path.read_text().strip() == first  # kept, not re-issued on every start
-    services.keys.delete("demo")
+    services.keys.delete(SYSTEM, "demo", "demo", force=True)
     _demo_key(services, settings)
     second = path.read_text().strip()
     assert second != first

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -17,10 +17,12 @@ from searchgate.api import (
     routes_search,
     routes_upload,
 )
+from searchgate.api.cors import CorsMiddleware
 from searchgate.api.middleware import RequestMiddleware
 from searchgate.api.responses import JsonResponse
 from searchgate.config import Settings
 from searchgate.console import install as install_console
+from searchgate.keys.usage import UsageTracker
 from searchgate.runtime import Runtime, build_runtime
 
 
@@ -55,5 +57,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # The Command Center's pages, at / beside the data plane (after it: its routes
     # never shadow an API path).
     install_console(app)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(CorsMiddleware)
+    app.add_middleware(
+        RequestMiddleware, max_body_bytes=settings.limits.max_body_bytes, usage=_usage_of(app)
+    )
     return app
+
+
+def _usage_of(app: FastAPI) -> Callable[[], UsageTracker | None]:
+    def usage() -> UsageTracker | None:
+        rt: Runtime | None = getattr(app.state, "runtime", None)
+        return rt.usage if rt is not None else None
+
+    return usage

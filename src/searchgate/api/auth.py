@@ -1,21 +1,41 @@
-"""Client key authentication for the data plane."""
+"""Client key and browser token authentication for the data plane.
+
+401: no usable credential (missing, unknown, disabled, expired, deleted, a bad or
+expired browser token). 403: a usable credential that may not do this (scope,
+collection, client IP, browser origin). 429: the key's rate limit. Bodies say which
+rule failed and name the key by id, never by its secret.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
 from searchgate.api.errors import AuthError
+from searchgate.errors import InvalidInput
+from searchgate.keys.browser_tokens import (
+    BrowserClaims,
+    BrowserTokenError,
+    looks_like_browser_token,
+    verify_browser_token,
+)
+from searchgate.keys.info import KeyInfo
+from searchgate.keys.restrictions import normalize_origin
 from searchgate.keys.scopes import Scope
-from searchgate.keys.service import KeyInfo, KeyService
+from searchgate.keys.service import KeyService
 from searchgate.permissions import Actor, CredentialKind
 
 # Query parameters that carry a key in other products' conventions, and the shape of one
 # of ours wherever it is in the query string (base62 survives URL encoding unchanged).
-_KEY_PARAMS = frozenset({"clientkey", "client_key", "apikey", "api_key", "key"})
-_KEY_IN_URL = re.compile(r"sgk_[0-9A-Za-z]{30,}")
+_KEY_PARAMS = frozenset({"clientkey", "client_key", "apikey", "api_key", "key", "token"})
+_KEY_IN_URL = re.compile(r"sgk_[0-9A-Za-z]{30,}|eyJ[0-9A-Za-z_-]{10,}\.eyJ")
+SYSTEM_HEADER = "x-searchgate-system"
+SYSTEM_MAX = 64
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -23,6 +43,8 @@ class Caller:
     key: KeyInfo
     ip: str | None = None
     user_agent: str | None = None
+    system: str = "unknown"
+    browser_token: BrowserClaims | None = None
 
     @property
     def actor(self) -> Actor:
@@ -35,6 +57,31 @@ class Caller:
             user_agent=self.user_agent,
         )
 
+    @property
+    def forced_filter(self) -> str | None:
+        """A browser token's filter: ANDed into every search it makes."""
+        return self.browser_token.filter if self.browser_token is not None else None
+
+    @property
+    def collections(self) -> frozenset[str] | None:
+        """The collections this caller may use (None: all)."""
+        allowed = self.key.restrictions.collections
+        if self.browser_token is not None:
+            token = self.browser_token.collections
+            return token if allowed is None else token & allowed
+        return allowed
+
+    def may_use(self, collection: str) -> bool:
+        allowed = self.collections
+        return allowed is None or collection in allowed
+
+
+def system_of(request: Request) -> str:
+    """Which system is calling: the SDK's header, else the User-Agent."""
+    raw = request.headers.get(SYSTEM_HEADER) or request.headers.get("user-agent") or "unknown"
+    clean = _UNPRINTABLE.sub("", raw).strip()[:SYSTEM_MAX]
+    return clean or "unknown"
+
 
 def presented_key(request: Request, body_key: str | None = None) -> str | None:
     """The key from ``Authorization: Bearer``, ``X-Client-Key`` or the body's
@@ -44,8 +91,8 @@ def presented_key(request: Request, body_key: str | None = None) -> str | None:
         raise AuthError(
             400,
             "key_in_url",
-            "client keys are not accepted in URLs (they end up in logs); send "
-            "'Authorization: Bearer <key>' or 'X-Client-Key' instead, and rotate the key",
+            "client keys and browser tokens are not accepted in URLs (they end up in logs); "
+            "send 'Authorization: Bearer <key>' or 'X-Client-Key' instead, and rotate the key",
         )
     auth = request.headers.get("authorization")
     if auth:
@@ -59,9 +106,45 @@ def presented_key(request: Request, body_key: str | None = None) -> str | None:
     return body_key
 
 
+def _origin(request: Request) -> str | None:
+    """The page's origin in normal form; "null" or a malformed one counts as none."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        # Browsers leave Origin out of same-origin GETs; the Referer still says the page.
+        referer = request.headers.get("referer")
+        if not referer:
+            return None
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    try:
+        return normalize_origin(origin)
+    except InvalidInput:
+        return None
+
+
+def _token_claims(keys: KeyService, token: str) -> tuple[BrowserClaims, KeyInfo]:
+    def public_key_for(kid: str) -> bytes | None:
+        parent = keys.by_public_key_id(kid)
+        return parent.public_key if parent is not None and not parent.deleted else None
+
+    try:
+        claims = verify_browser_token(token, public_key_for)
+    except BrowserTokenError as exc:
+        raise AuthError(401, exc.code, exc.message) from None
+    info = keys.by_public_key_id(claims.kid)
+    if info is None:
+        raise AuthError(401, "token_invalid", "the browser token's parent key is unknown")
+    return claims, info
+
+
 def authenticate(
-    keys: KeyService, request: Request, scope: Scope, body_key: str | None = None
+    keys: KeyService,
+    request: Request,
+    scope: Scope | None,
+    body_key: str | None = None,
+    collection: str | None = None,
 ) -> Caller:
+    """``scope`` None: any usable key (``GET /api/v1/keys/self``)."""
     presented = presented_key(request, body_key)
     if not presented:
         raise AuthError(
@@ -70,23 +153,102 @@ def authenticate(
             "a client key is required: 'Authorization: Bearer <key>', 'X-Client-Key', "
             "or 'clientKey' in a JSON body",
         )
-    info = keys.verify(presented)
-    if info is None:
-        raise AuthError(401, "invalid_key", "the client key is not valid")
+    claims: BrowserClaims | None = None
+    if looks_like_browser_token(presented):
+        claims, info = _token_claims(keys, presented)
+    else:
+        found = keys.verify(presented)
+        if found is None:
+            raise AuthError(401, "invalid_key", "the client key is not valid")
+        info = found
+    system = system_of(request)
+    # Set before the checks, so that refused requests count in the key's usage too.
+    request.state.key_id = info.id
+    request.state.key_system = system
+    _check_usable(info, claims)
+    ip = request.client.host if request.client else None
+    origin = _origin(request)
+    _check_rights(info, claims, scope, collection, ip, origin)
+    rate = info.restrictions.rate_limit_per_minute
+    if rate is not None:
+        wait = keys.limiter.acquire(info.id, rate)
+        if wait > 0:
+            after = keys.limiter.retry_after(wait)
+            raise AuthError(
+                429,
+                "rate_limited",
+                f"client key {info.id} allows {rate} requests per minute; retry in {after} s",
+                headers={"Retry-After": str(after)},
+                retryAfter=after,
+            )
+    if origin is not None and request.headers.get("origin"):
+        request.state.cors_origin = request.headers["origin"]
+    return Caller(
+        key=info,
+        ip=ip,
+        user_agent=request.headers.get("user-agent"),
+        system=system,
+        browser_token=claims,
+    )
+
+
+def _check_usable(info: KeyInfo, claims: BrowserClaims | None) -> None:
+    via = "the browser token's parent key" if claims is not None else "client key"
     if info.deleted:
         raise AuthError(401, "invalid_key", "the client key is not valid")
     if info.disabled:
-        raise AuthError(401, "key_disabled", f"client key {info.id} is disabled")
-    if scope not in info.scopes:
+        raise AuthError(401, "key_disabled", f"{via} {info.id} is disabled")
+    if info.restrictions.expired(datetime.now(UTC)):
+        raise AuthError(401, "key_expired", f"{via} {info.id} has expired")
+
+
+def _check_rights(
+    info: KeyInfo,
+    claims: BrowserClaims | None,
+    scope: Scope | None,
+    collection: str | None,
+    ip: str | None,
+    origin: str | None,
+) -> None:
+    if scope is not None and (
+        scope not in info.scopes or (claims is not None and scope.value not in claims.scopes)
+    ):
+        holder = "browser token" if claims is not None else f"client key {info.id}"
+        raise AuthError(
+            403, "scope_missing", f"{holder} lacks the scope {scope.value!r}", scope=scope.value
+        )
+    if collection is not None:
+        allowed = info.restrictions.allows_collection(collection) and (
+            claims is None or collection in claims.collections
+        )
+        if not allowed:
+            holder = "browser token" if claims is not None else f"client key {info.id}"
+            raise AuthError(
+                403,
+                "collection_forbidden",
+                f"{holder} may not use the collection {collection!r}",
+                collection=collection,
+            )
+    if claims is None:
+        if not info.restrictions.allows_ip(ip):
+            raise AuthError(
+                403,
+                "ip_forbidden",
+                f"client key {info.id} may not be used from {ip or 'an unknown address'}",
+            )
+        if not info.restrictions.allows_origin(origin):
+            raise AuthError(
+                403, "origin_forbidden", f"client key {info.id} may not be used from {origin}"
+            )
+        return
+    # A browser token is for pages of the origins it names (and its parent's, if any).
+    if (
+        origin is None
+        or origin not in claims.origins
+        or not info.restrictions.allows_origin(origin)
+    ):
         raise AuthError(
             403,
-            "scope_missing",
-            f"client key {info.id} lacks the scope {scope.value!r}",
-            scope=scope.value,
+            "origin_forbidden",
+            f"this browser token may not be used from {origin or 'a page without an Origin'}",
         )
-    request.state.key_id = info.id
-    return Caller(
-        key=info,
-        ip=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-    )

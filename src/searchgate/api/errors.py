@@ -29,10 +29,27 @@ STATUS: dict[type[errors.SearchgateError], int] = {
 class AuthError(errors.SearchgateError):
     """401 (no valid key) or 403 (a valid key that may not do this)."""
 
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
         super().__init__(message, **details)
         self.status = status
         self.code = code
+        self.headers = headers or {}
+
+
+def status_of(exc: errors.SearchgateError) -> int:
+    if isinstance(exc, AuthError):
+        return exc.status
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
 
 
 def error_body(request: Request, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -46,10 +63,10 @@ def error_body(request: Request, code: str, message: str, **extra: Any) -> dict[
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.SearchgateError)
     async def _service_error(request: Request, exc: errors.SearchgateError) -> JsonResponse:
-        status = exc.status if isinstance(exc, AuthError) else STATUS.get(type(exc), 400)
+        status = status_of(exc)
         d = exc.to_dict()
         code, message = d.pop("code"), d.pop("message")
-        headers = {}
+        headers = dict(exc.headers) if isinstance(exc, AuthError) else {}
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="searchgate"'
         # Protocol clients read these two at the top level of a 420 upload answer.

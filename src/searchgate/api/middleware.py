@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from searchgate.api import metrics
+from searchgate.keys.usage import UNKNOWN_SYSTEM, UsageTracker, outcome_for
 
 log = logging.getLogger("searchgate.access")
 
@@ -34,9 +36,17 @@ def _too_large(limit: int, request_id: str) -> bytes:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        usage: Callable[[], UsageTracker | None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        # A getter: the tracker belongs to the runtime, which the lifespan builds
+        # after the middleware exists.
+        self.usage = usage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,6 +122,15 @@ class RequestMiddleware:
         }
         if "key_id" in state:
             fields["key_id"] = state["key_id"]
+            tracker = self.usage() if self.usage is not None else None
+            if tracker is not None:
+                client = scope.get("client")
+                tracker.record(
+                    state["key_id"],
+                    state.get("key_system") or UNKNOWN_SYSTEM,
+                    outcome_for(status, state.get("key_outcome_hint")),
+                    client[0] if client else None,
+                )
         error = state.get("error")
         if error is not None:
             log.error("request failed", exc_info=error, extra={"fields": fields})

@@ -52,15 +52,16 @@ async def wait_if_asked(rt: Runtime, seq: int, wait: bool) -> bool | None:
 async def list_collections(request: Request) -> JsonResponse:
     rt = runtime(request)
     caller = authenticate(rt.services.keys, request, Scope.SEARCH)
-    del caller
     infos = await run_in_threadpool(rt.services.catalog.list_collections)
-    return json_response({"collections": [i.to_dict() for i in infos]})
+    # A key limited to some collections sees only those.
+    visible = [i for i in infos if caller.may_use(i.name)]
+    return json_response({"collections": [i.to_dict() for i in visible]})
 
 
 @router.get("/api/v1/collections/{name}", summary="A collection's settings and record count")
 async def get_collection(request: Request, name: str) -> JsonResponse:
     rt = runtime(request)
-    authenticate(rt.services.keys, request, Scope.SEARCH)
+    authenticate(rt.services.keys, request, Scope.SEARCH, collection=name)
     info = await run_in_threadpool(rt.services.catalog.get_collection, name)
     return json_response(info.to_dict())
 
@@ -72,7 +73,7 @@ async def get_collection(request: Request, name: str) -> JsonResponse:
 )
 async def put_collection(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
-    caller = authenticate(rt.services.keys, request, Scope.COLLECTIONS_WRITE)
+    caller = authenticate(rt.services.keys, request, Scope.COLLECTIONS_WRITE, collection=name)
     body = await json_body(request)
     raw = body.get("settings", body) if isinstance(body, dict) else body
     settings = parse_settings(raw)
@@ -95,7 +96,7 @@ async def put_collection(request: Request, name: str, wait: bool = False) -> Jso
 )
 async def delete_collection(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
-    caller = authenticate(rt.services.keys, request, Scope.COLLECTIONS_DELETE)
+    caller = authenticate(rt.services.keys, request, Scope.COLLECTIONS_DELETE, collection=name)
     removed = await run_in_threadpool(
         lambda: rt.services.catalog.delete_collection(name, actor=caller.actor)
     )
@@ -121,7 +122,7 @@ async def write_records(
     failOnFirstError: bool = False,
 ) -> JsonResponse:
     rt = runtime(request)
-    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
+    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE, collection=name)
     data = await request.body()
     fmt = sniff_format(request.headers.get("content-type"), data)
     if fmt == "csv":
@@ -150,7 +151,7 @@ async def write_records(
 @router.get("/api/v1/collections/{name}/records/{record_id:path}", summary="One record by id")
 async def get_record(request: Request, name: str, record_id: str) -> JsonResponse:
     rt = runtime(request)
-    authenticate(rt.services.keys, request, Scope.SEARCH)
+    authenticate(rt.services.keys, request, Scope.SEARCH, collection=name)
     record = await run_in_threadpool(rt.services.catalog.get_record, name, record_id)
     return json_response(record)
 
@@ -160,7 +161,7 @@ async def delete_record(
     request: Request, name: str, record_id: str, wait: bool = False
 ) -> JsonResponse:
     rt = runtime(request)
-    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
+    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE, collection=name)
     result = await run_in_threadpool(
         lambda: rt.services.catalog.delete_records(name, [record_id], actor=caller.actor)
     )
@@ -178,7 +179,7 @@ async def delete_record(
 )
 async def delete_records(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
-    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE)
+    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE, collection=name)
     body = await json_body(request)
     ids = body.get("ids") if isinstance(body, dict) else body
     if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):

@@ -45,8 +45,10 @@ async def sayt(
     # A presented key is always checked (and a key in the URL always refused), even where
     # SAYT is public; only a call without any key may be public.
     public = False
+    forced: str | None = None
     if presented_key(request) is not None:
-        authenticate(rt.services.keys, request, Scope.SAYT)
+        caller = authenticate(rt.services.keys, request, Scope.SAYT, collection=collection)
+        forced = caller.forced_filter
     elif rt.sayt.is_public(collection):
         public = True
     else:
@@ -68,6 +70,7 @@ async def sayt(
         alphabetize=alphabetize,
         product_sort=productSort,
         refinements=refinements,
+        pre_filter=forced,
     )
     # Well under a millisecond of CPU: cheaper on the event loop than on a thread.
     result = rt.sayt.search(req, public)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from searchgate.api.auth import authenticate
+from searchgate.api.auth import Caller, authenticate
 from searchgate.api.deps import body_client_key, json_body, json_response, runtime
 from searchgate.api.responses import JsonResponse
 from searchgate.errors import InvalidInput
@@ -14,6 +16,24 @@ from searchgate.keys.scopes import Scope
 from searchgate.search.request import SearchRequest, parse_search_request
 
 router = APIRouter(tags=["search"])
+
+
+def collection_of(body: Any) -> str:
+    name = body.get("collection") if isinstance(body, dict) else None
+    return name if isinstance(name, str) and name else "default"
+
+
+def with_forced_filter(req: SearchRequest, caller: Caller) -> SearchRequest:
+    """A browser token's filter is ANDed with whatever the page asked for, so the
+    browser can narrow the results further but never widen them."""
+    forced = caller.forced_filter
+    if not forced:
+        return req
+    asked = (req.pre_filter or "").strip()
+    req.pre_filter = f"({forced}) AND ({asked})" if asked else forced
+    return req
+
+
 SEARCH_SCHEMA = SearchRequest.model_json_schema(by_alias=True)
 
 
@@ -30,10 +50,12 @@ SEARCH_SCHEMA = SearchRequest.model_json_schema(by_alias=True)
 async def search(request: Request) -> JsonResponse:
     rt = runtime(request)
     body = await json_body(request)
-    authenticate(rt.services.keys, request, Scope.SEARCH, body_client_key(body))
+    caller = authenticate(
+        rt.services.keys, request, Scope.SEARCH, body_client_key(body), collection_of(body)
+    )
     if not isinstance(body, dict):
         raise InvalidInput("the body is a JSON object", field="body")
-    req = parse_search_request(body)
+    req = with_forced_filter(parse_search_request(body), caller)
     # A search takes about a millisecond of CPU: handing it to a thread costs more than
     # it frees, so it runs on the event loop (processes, not threads, use the cores).
     return json_response(rt.search.search(req))
@@ -69,9 +91,9 @@ async def refinements(request: Request) -> JsonResponse:
     if not isinstance(original, dict):
         raise InvalidInput("originalQuery is a search request object", field="originalQuery")
     key = body_client_key(body) or body_client_key(original)
-    authenticate(rt.services.keys, request, Scope.SEARCH, key)
+    caller = authenticate(rt.services.keys, request, Scope.SEARCH, key, collection_of(original))
     nav = body.get("navigationName")
     if not isinstance(nav, str) or not nav:
         raise InvalidInput("navigationName is required", field="navigationName")
-    req = parse_search_request(original)
+    req = with_forced_filter(parse_search_request(original), caller)
     return json_response(await run_in_threadpool(rt.search.refinements, req, nav))

@@ -93,8 +93,14 @@ async def upload_stream(request: Request) -> JsonResponse:
         config = parse_config(config_bytes.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidInput("the config part must be UTF-8 text", field="config") from None
-    caller = authenticate(rt.services.keys, request, Scope.RECORDS_WRITE, config.get("clientKey"))
     collection = config.get("collection") or "default"
+    caller = authenticate(
+        rt.services.keys,
+        request,
+        Scope.RECORDS_WRITE,
+        config.get("clientKey"),
+        collection=collection if isinstance(collection, str) else None,
+    )
     mode = config.get("mode", "upsert")
     if mode not in ("upsert", "replace"):
         raise InvalidInput("config mode is 'upsert' or 'replace'", field="config.mode")

@@ -50,6 +50,20 @@ class Action(StrEnum):
     DATA_COLLECTION_DELETE = "data:collections:delete"
     DATA_RECORDS_WRITE = "data:records:write"
     DATA_RECORDS_DELETE = "data:records:delete"
+    # Client keys (Key Management).
+    KEY_CREATE = "admin:keys:create"
+    KEY_NEW_PRIMARY = "admin:keys:new-primary"
+    KEY_ROLL = "admin:keys:roll"
+    KEY_UPDATE = "admin:keys:update"
+    KEY_DISABLE = "admin:keys:disable"
+    KEY_ENABLE = "admin:keys:enable"
+    KEY_DELETE = "admin:keys:delete"
+    KEY_LEAK_REPORTED = "admin:keys:leak-reported"
+    # Key rotation: one event per step of the six.
+    ROTATION_START = "admin:rotation:start"
+    ROTATION_STEP = "admin:rotation:step"
+    ROTATION_ABORT = "admin:rotation:abort"
+    ROTATION_FINISH = "admin:rotation:finish"
 
 
 class Outcome(StrEnum):

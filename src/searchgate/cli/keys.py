@@ -7,7 +7,7 @@ Exit codes: 0 done; 1 the answer is no (no such key to delete, not a valid key);
 from __future__ import annotations
 
 import sys
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ from searchgate.cli.common import (
 from searchgate.errors import InvalidInput, SearchgateError
 from searchgate.keys.format import check_key_format
 from searchgate.keys.scopes import Scope
-from searchgate.keys.service import KeyInfo
+from searchgate.keys.info import KeyInfo
+from searchgate.permissions import Actor
 from searchgate.runtime import build_services
 
 app = typer.Typer(
@@ -77,7 +78,7 @@ def create(
     """Create a client key and print its secret once (only a digest is stored)."""
     try:
         scopes = _scopes(scope)
-        created = build_services(settings_for(data_dir)).keys.create(name, scopes)
+        created = build_services(settings_for(data_dir)).keys.create(Actor.system(), name, scopes)
     except SearchgateError as exc:
         fail(exc, as_json)
     if as_json:
@@ -134,7 +135,7 @@ def delete(
         console.print("not deleted")
         raise typer.Exit(EXIT_NO)
     try:
-        info = services.keys.delete(target.id)
+        info = services.keys.delete(Actor.system(), target.id, target.name, force=True)
     except SearchgateError as exc:
         fail(exc, as_json)
     if as_json:
@@ -163,7 +164,7 @@ def check(
         info = build_services(settings_for(data_dir)).keys.verify(candidate)
         if info is None:
             problem = "well formed, but not a key of this deployment"
-        elif not info.usable:
+        elif not info.usable(datetime.now(UTC)):
             problem = f"key {info.id} is {'deleted' if info.deleted else 'disabled'}"
     if as_json:
         emit_json(

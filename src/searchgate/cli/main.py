@@ -31,7 +31,9 @@ from searchgate.engines.tantivy.engine import TantivyEngine
 from searchgate.engines.tantivy.store import SlotLock
 from searchgate.errors import SearchgateError
 from searchgate.indexer import Indexer
+from searchgate.keys.scopes import ALL_SCOPES
 from searchgate.migrations import upgrade
+from searchgate.permissions import Actor
 from searchgate.runtime import Services, build_services
 from searchgate.search.querylog import QueryLog
 
@@ -91,7 +93,7 @@ def _demo_key(services: Services, settings: Settings) -> None:
         for n in (DEMO_KEY_NAME, *(f"{DEMO_KEY_NAME}-{i}" for i in range(2, 1000)))
         if n not in taken
     )
-    created = services.keys.create(name)
+    created = services.keys.create(Actor.system("demo"), name, ALL_SCOPES, primary=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as fh:
         fh.write(created.secret + "\n")

@@ -1,10 +1,11 @@
-"""The client key table. Only an HMAC digest of a key is ever stored."""
+"""The client key table. Only an HMAC digest of a key is ever stored, and for browser
+tokens only the public half of the key pair derived from it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from searchgate.db import Base
@@ -23,3 +24,16 @@ class ClientKeyRow(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    retiring_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    collections_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ip_ranges_json: Mapped[str] = mapped_column(Text, default="[]")
+    origins_json: Mapped[str] = mapped_column(Text, default="[]")
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    public_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_system: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,4 +1,10 @@
-"""Creating, listing, deleting and verifying client keys."""
+"""Client keys: creation, the primary key, rolling, disabling, deletion and verification.
+
+Invariants the lifecycle keeps (tests/unit/test_key_lifecycle_state.py checks them
+with a state machine): a deleted key never authenticates again; a disabled key
+authenticates only after it is enabled; a key never gains a scope after creation; and
+while any key is not deleted, exactly one of them is the primary key.
+"""
 
 from __future__ import annotations
 
@@ -6,129 +12,501 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from searchgate.audit import Action, AuditLog
+from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import Conflict, InvalidInput, NotFound
+from searchgate.keys.browser_tokens import derive_keypair, public_key_id
 from searchgate.keys.format import check_key_format, display_prefix, generate_key
 from searchgate.keys.hashing import Pepper
+from searchgate.keys.info import CreatedKey, KeyInfo, info_of
 from searchgate.keys.models import ClientKeyRow
-from searchgate.keys.scopes import ALL_SCOPES, Scope
+from searchgate.keys.ratelimit import RateLimiter
+from searchgate.keys.restrictions import Restrictions
+from searchgate.keys.scopes import Scope
+from searchgate.permissions import Actor, CredentialKind, Permission
 
 NAME_MAX = 128
+REASON_MAX = 200
+MAX_ROLL_DELAY = timedelta(days=30)
 # Names and ids share one argument in the CLI (``keys delete ID|NAME``), so a name may
 # not look like an id.
 _ID_SHAPE = re.compile(r"^key_[0-9a-f]{16}$")
 
-
-@dataclass(frozen=True)
-class KeyInfo:
-    id: str
-    name: str
-    display_prefix: str
-    scopes: frozenset[Scope]
-    created_at: datetime
-    disabled: bool
-    deleted: bool
-
-    @property
-    def usable(self) -> bool:
-        return not (self.disabled or self.deleted)
+# (key id, since) -> names of the systems that used the key since then.
+RecentSystems = Callable[[str, datetime], list[str]]
 
 
-@dataclass(frozen=True)
-class CreatedKey:
-    info: KeyInfo
-    secret: str
+class KeyInUse(Conflict):
+    code = "key_in_use"
 
 
-def _info(row: ClientKeyRow) -> KeyInfo:
-    return KeyInfo(
-        id=row.id,
-        name=row.name,
-        display_prefix=row.display_prefix,
-        scopes=frozenset(Scope(s) for s in orjson.loads(row.scopes_json)),
-        created_at=row.created_at,
-        disabled=row.disabled_at is not None,
-        deleted=row.deleted_at is not None,
+def _scopes_json(scopes: frozenset[Scope]) -> str:
+    return orjson.dumps(sorted(s.value for s in scopes)).decode()
+
+
+def _apply_restrictions(row: ClientKeyRow, r: Restrictions) -> None:
+    row.collections_json = (
+        orjson.dumps(sorted(r.collections)).decode() if r.collections is not None else None
     )
+    row.expires_at = r.expires_at
+    row.ip_ranges_json = orjson.dumps([str(n) for n in r.ip_ranges]).decode()
+    row.origins_json = orjson.dumps(sorted(r.origins)).decode()
+    row.rate_limit_per_minute = r.rate_limit_per_minute
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > NAME_MAX:
+        raise InvalidInput(f"a key name has 1 to {NAME_MAX} characters", field="name")
+    if _ID_SHAPE.match(name):
+        raise InvalidInput("a key name may not look like a key id (key_...)", field="name")
+    return name
 
 
 class KeyService:
-    def __init__(self, db: Database, pepper: Pepper, cache_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        pepper: Pepper,
+        audit: AuditLog,
+        clock: Clock = utc_now,
+        cache_seconds: float = 1.0,
+        delete_quiet: timedelta = timedelta(minutes=15),
+    ) -> None:
         self.db = db
         self.pepper = pepper
+        self.audit = audit
+        self.clock = clock
         self.cache_seconds = cache_seconds
-        self._cache: dict[bytes, tuple[float, KeyInfo | None]] = {}
+        self.delete_quiet = delete_quiet
+        self.recent_systems: RecentSystems = lambda _key_id, _since: []
+        self.limiter = RateLimiter()
+        self._cache: dict[bytes | str, tuple[float, KeyInfo | None]] = {}
         self._lock = threading.Lock()
 
-    def create(self, name: str, scopes: frozenset[Scope] = ALL_SCOPES) -> CreatedKey:
-        name = name.strip()
-        if not name or len(name) > NAME_MAX:
-            raise InvalidInput(f"a key name has 1 to {NAME_MAX} characters", field="name")
-        if _ID_SHAPE.match(name):
-            raise InvalidInput("a key name may not look like a key id (key_...)", field="name")
+    # --- creating ------------------------------------------------------------------
+
+    def create(
+        self,
+        actor: Actor,
+        name: str,
+        scopes: frozenset[Scope],
+        restrictions: Restrictions | None = None,
+        primary: bool = False,
+    ) -> CreatedKey:
+        """A new key; the secret is in the result only. The first live key is primary."""
+        name = _check_name(name)
         if not scopes:
             raise InvalidInput("a key needs at least one scope", field="scopes")
+        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_CREATE, target=name)
+        with self.db.write() as s:
+            current = self._primary_row(s)
+            row, secret = self._new_row(s, actor, name, scopes, restrictions or Restrictions())
+            replaced = None
+            if primary or current is None:
+                replaced = self._make_primary(s, row, current)
+            s.flush()
+            self.audit.record(
+                s,
+                actor,
+                Action.KEY_CREATE,
+                target=row.id,
+                details={**self._describe(row), "replaces": replaced.id if replaced else None},
+            )
+            created = CreatedKey(info=info_of(row), secret=secret, replaced=replaced)
+        self.forget_cache()
+        return created
+
+    def new_primary(self, actor: Actor, name: str | None = None) -> CreatedKey:
+        """A new primary key with the scopes and restrictions of the current one (its
+        expiry aside); the old key keeps working and is marked as the one to retire."""
+        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_NEW_PRIMARY)
+        with self.db.write() as s:
+            current = self._primary_row(s)
+            if current is None:
+                raise NotFound("there is no primary key to replace; create a key first")
+            created = self._successor(s, actor, current, name, Action.KEY_NEW_PRIMARY, {})
+        self.forget_cache()
+        return created
+
+    def roll(
+        self, actor: Actor, id_or_name: str, expires_in: timedelta, name: str | None = None
+    ) -> CreatedKey:
+        """Replace a key by a copy, and let the old one expire after ``expires_in``."""
+        if not (timedelta(0) <= expires_in <= MAX_ROLL_DELAY):
+            raise InvalidInput(
+                f"the old key expires between now and {MAX_ROLL_DELAY.days} days from now",
+                field="expiresInSeconds",
+            )
+        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_ROLL, target=id_or_name)
+        with self.db.write() as s:
+            old = self._find(s, id_or_name)
+            now = self.clock()
+            at = now + expires_in
+            old_expiry = aware_or_none(old.expires_at)
+            if old_expiry is None or at < old_expiry:
+                old.expires_at = at
+            created = self._successor(
+                s, actor, old, name, Action.KEY_ROLL, {"oldKeyExpiresAt": at.isoformat()}
+            )
+        self.forget_cache()
+        return created
+
+    def _successor(
+        self,
+        s: Session,
+        actor: Actor,
+        old: ClientKeyRow,
+        name: str | None,
+        action: Action,
+        extra: dict[str, Any],
+    ) -> CreatedKey:
+        old_info = info_of(old)
+        copied = Restrictions(
+            collections=old_info.restrictions.collections,
+            ip_ranges=old_info.restrictions.ip_ranges,
+            origins=old_info.restrictions.origins,
+            rate_limit_per_minute=old_info.restrictions.rate_limit_per_minute,
+        )
+        new_name = _check_name(name) if name else self._free_name(s, old.name)
+        row, secret = self._new_row(s, actor, new_name, old_info.scopes, copied)
+        if old.is_primary:
+            self._make_primary(s, row, old)
+        old.retiring_since = old.retiring_since or self.clock()
+        s.flush()
+        self.audit.record(
+            s,
+            actor,
+            action,
+            target=row.id,
+            details={**self._describe(row), "replaces": old.id, **extra},
+        )
+        return CreatedKey(info=info_of(row), secret=secret, replaced=info_of(old))
+
+    def _new_row(
+        self, s: Session, actor: Actor, name: str, scopes: frozenset[Scope], r: Restrictions
+    ) -> tuple[ClientKeyRow, str]:
+        same = s.scalar(select(ClientKeyRow).where(ClientKeyRow.name == name))
+        if same is not None:
+            # Deleted keys keep their name, so that logs and audits stay unambiguous.
+            was = " (a deleted key; names are not reused)" if same.deleted_at else ""
+            raise Conflict(f"a key named {name!r} exists already{was}", field="name")
         secret = generate_key()
+        _private, public = derive_keypair(secret)
         row = ClientKeyRow(
             id="key_" + secrets.token_hex(8),
             name=name,
             display_prefix=display_prefix(secret),
             digest=self.pepper.digest(secret),
             pepper_id=self.pepper.id,
-            scopes_json=orjson.dumps(sorted(s.value for s in scopes)).decode(),
-            created_at=datetime.now(UTC),
+            scopes_json=_scopes_json(scopes),
+            created_at=self.clock(),
+            created_by=actor.name[:320],
+            is_primary=False,
+            public_key=public,
+            public_key_id=public_key_id(public),
+            ip_ranges_json="[]",
+            origins_json="[]",
         )
-        with self.db.write() as s:
-            same = s.scalar(select(ClientKeyRow).where(ClientKeyRow.name == name))
-            if same is not None:
-                # Deleted keys keep their name, so that logs and audits stay unambiguous.
-                was = " (a deleted key; names are not reused)" if same.deleted_at else ""
-                raise Conflict(f"a key named {name!r} exists already{was}", field="name")
-            s.add(row)
-        return CreatedKey(info=_info(row), secret=secret)
+        _apply_restrictions(row, r)
+        s.add(row)
+        return row, secret
 
-    def list(self, include_deleted: bool = False) -> list[KeyInfo]:
-        with self.db.read() as s:
-            q = select(ClientKeyRow).order_by(ClientKeyRow.created_at)
-            if not include_deleted:
-                q = q.where(ClientKeyRow.deleted_at.is_(None))
-            return [_info(r) for r in s.scalars(q)]
+    def _free_name(self, s: Session, base: str) -> str:
+        stem = re.sub(r" \(\d{4}-\d{2}-\d{2}(?: #\d+)?\)$", "", base)[: NAME_MAX - 20]
+        day = self.clock().date().isoformat()
+        taken = set(s.scalars(select(ClientKeyRow.name).where(ClientKeyRow.name.like(f"{stem}%"))))
+        candidate = f"{stem} ({day})"
+        n = 2
+        while candidate in taken:
+            candidate = f"{stem} ({day} #{n})"
+            n += 1
+        return candidate
 
-    def get(self, id_or_name: str) -> KeyInfo:
-        with self.db.read() as s:
-            return _info(self._find(s, id_or_name))
+    def _make_primary(
+        self, s: Session, row: ClientKeyRow, current: ClientKeyRow | None
+    ) -> KeyInfo | None:
+        if current is not None and current.id != row.id:
+            current.is_primary = False
+            current.retiring_since = current.retiring_since or self.clock()
+        row.is_primary = True
+        row.retiring_since = None
+        return info_of(current) if current is not None and current.id != row.id else None
 
-    def delete(self, id_or_name: str) -> KeyInfo:
-        """Irreversible: the key never authenticates again; a tombstone row stays."""
+    # --- changing ------------------------------------------------------------------
+
+    def make_primary(self, actor: Actor, id_or_name: str) -> KeyInfo:
+        """Make an existing key the primary again (a rotation's rollback uses it)."""
+        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=id_or_name)
         with self.db.write() as s:
             row = self._find(s, id_or_name)
-            row.deleted_at = datetime.now(UTC)
-            info = _info(row)
+            current = self._primary_row(s)
+            if current is not None and current.id == row.id:
+                return info_of(row)
+            replaced = self._make_primary(s, row, current)
+            s.flush()
+            self.audit.record(
+                s,
+                actor,
+                Action.KEY_UPDATE,
+                target=row.id,
+                details={"primary": True, "replaces": replaced.id if replaced else None},
+            )
+            info = info_of(row)
         self.forget_cache()
         return info
 
+    def update(
+        self,
+        actor: Actor,
+        id_or_name: str,
+        restrictions: Restrictions | None = None,
+        name: str | None = None,
+    ) -> KeyInfo:
+        """Rename a key or change its restrictions (never its scopes: a key does not
+        gain rights after it was handed out; create a new one instead)."""
+        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=id_or_name)
+        with self.db.write() as s:
+            row = self._find(s, id_or_name)
+            before = self._describe(row)
+            if name is not None and _check_name(name) != row.name:
+                new_name = _check_name(name)
+                if s.scalar(select(ClientKeyRow.id).where(ClientKeyRow.name == new_name)):
+                    raise Conflict(f"a key named {new_name!r} exists already", field="name")
+                row.name = new_name
+            if restrictions is not None:
+                _apply_restrictions(row, restrictions)
+            after = self._describe(row)
+            if after != before:
+                self.audit.record(
+                    s,
+                    actor,
+                    Action.KEY_UPDATE,
+                    target=row.id,
+                    details={"before": before, "after": after},
+                )
+            info = info_of(row)
+        self.forget_cache()
+        return info
+
+    def disable(self, actor: Actor, id_or_name: str, reason: str | None = None) -> KeyInfo:
+        """Reversible and immediate: every process refuses the key within the cache time."""
+        reason = (reason or "").strip()[:REASON_MAX] or None
+        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_DISABLE, target=id_or_name)
+        with self.db.write() as s:
+            row = self._find(s, id_or_name)
+            if row.disabled_at is None:
+                row.disabled_at = self.clock()
+                row.disabled_reason = reason
+                self.audit.record(
+                    s, actor, Action.KEY_DISABLE, target=row.id, details={"reason": reason}
+                )
+            info = info_of(row)
+        self.forget_cache()
+        return info
+
+    def enable(self, actor: Actor, id_or_name: str) -> KeyInfo:
+        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_ENABLE, target=id_or_name)
+        with self.db.write() as s:
+            row = self._find(s, id_or_name)
+            if row.disabled_at is not None:
+                was = row.disabled_reason
+                row.disabled_at = None
+                row.disabled_reason = None
+                self.audit.record(
+                    s, actor, Action.KEY_ENABLE, target=row.id, details={"wasDisabledFor": was}
+                )
+            info = info_of(row)
+        self.forget_cache()
+        return info
+
+    def in_use(self, info: KeyInfo) -> list[str]:
+        """Systems that used the key within the quiet period (empty: safe to delete)."""
+        since = self.clock() - self.delete_quiet
+        systems = self.recent_systems(info.id, since)
+        if not systems and info.last_used_at is not None and info.last_used_at >= since:
+            systems = [info.last_system or "unknown"]
+        return systems
+
+    def delete(
+        self, actor: Actor, id_or_name: str, confirm_name: str, force: bool = False
+    ) -> KeyInfo:
+        """Irreversible: the key never authenticates again; a tombstone row stays with
+        its metadata for the change log. Needs the key's name typed out, a recent
+        re-authentication for sessions, and a key that nobody used within the quiet
+        period (or ``force``)."""
+        self.audit.authorize(
+            actor, Permission.KEYS_MANAGE, Action.KEY_DELETE, target=id_or_name, sensitive=True
+        )
+        with self.audit.denials(actor, Action.KEY_DELETE, target=id_or_name):
+            target = self.get(id_or_name)
+            if confirm_name.strip() != target.name:
+                raise InvalidInput(
+                    "type the key's name exactly to confirm its deletion", field="confirmName"
+                )
+            systems = self.in_use(target)
+            if systems and not force:
+                minutes = int(self.delete_quiet.total_seconds() // 60)
+                raise KeyInUse(
+                    f"key {target.name!r} was used within the last {minutes} min by "
+                    f"{', '.join(systems)}; move those systems to another key and wait, "
+                    "disable the key first to see who breaks, or force the deletion",
+                    systems=systems,
+                )
+            with self.db.write() as s:
+                row = self._find(s, target.id)
+                others = s.scalar(
+                    select(ClientKeyRow.id).where(
+                        ClientKeyRow.deleted_at.is_(None), ClientKeyRow.id != row.id
+                    )
+                )
+                if row.is_primary and others is not None:
+                    raise Conflict(
+                        f"key {row.name!r} is the primary key; make another key primary "
+                        "first (create a new primary key, or make an existing one primary)"
+                    )
+                row.deleted_at = self.clock()
+                row.is_primary = False
+                self.audit.record(
+                    s,
+                    actor,
+                    Action.KEY_DELETE,
+                    target=row.id,
+                    details={
+                        **self._describe(row),
+                        "forced": bool(force and systems),
+                        "recentSystems": systems,
+                    },
+                )
+                info = info_of(row)
+        self.forget_cache()
+        return info
+
+    def report_leak(
+        self, presented: str, ip: str | None = None, user_agent: str | None = None
+    ) -> KeyInfo | None:
+        """Anyone holding a leaked key can switch it off: holding it is the proof."""
+        if check_key_format(presented) is not None:
+            return None
+        digest = self.pepper.digest(presented)
+        with self.db.write() as s:
+            row = s.scalar(
+                select(ClientKeyRow).where(
+                    ClientKeyRow.digest == digest, ClientKeyRow.deleted_at.is_(None)
+                )
+            )
+            if row is None:
+                return None
+            reporter = Actor(
+                kind=CredentialKind.CLIENT_KEY,
+                name="leak report",
+                token_id=row.id,
+                ip=ip,
+                user_agent=user_agent,
+            )
+            already = row.disabled_at is not None
+            if not already:
+                row.disabled_at = self.clock()
+            row.disabled_reason = "leak reported"
+            self.audit.record(
+                s,
+                reporter,
+                Action.KEY_LEAK_REPORTED,
+                target=row.id,
+                details={"name": row.name, "prefix": row.display_prefix, "wasDisabled": already},
+            )
+            info = info_of(row)
+        self.forget_cache()
+        return info
+
+    def record_use(
+        self, s: Session, key_id: str, at: datetime, ip: str | None, system: str | None
+    ) -> None:
+        """Last use on the key row, in the usage flusher's transaction."""
+        s.execute(
+            update(ClientKeyRow)
+            .where(ClientKeyRow.id == key_id)
+            .values(last_used_at=at, last_ip=(ip or "")[:64] or None, last_system=system)
+        )
+
+    # --- reading -------------------------------------------------------------------
+
+    def list(self, include_deleted: bool = False) -> list[KeyInfo]:
+        with self.db.read() as s:
+            q = select(ClientKeyRow).order_by(ClientKeyRow.created_at, ClientKeyRow.id)
+            if not include_deleted:
+                q = q.where(ClientKeyRow.deleted_at.is_(None))
+            return [info_of(r) for r in s.scalars(q)]
+
+    def get(self, id_or_name: str, include_deleted: bool = False) -> KeyInfo:
+        with self.db.read() as s:
+            return info_of(self._find(s, id_or_name, include_deleted))
+
+    def primary(self) -> KeyInfo | None:
+        with self.db.read() as s:
+            row = self._primary_row(s)
+            return info_of(row) if row is not None else None
+
     @staticmethod
-    def _find(s: Session, id_or_name: str) -> ClientKeyRow:
-        row = s.scalar(
+    def _primary_row(s: Session) -> ClientKeyRow | None:
+        return s.scalar(
             select(ClientKeyRow).where(
-                ClientKeyRow.deleted_at.is_(None),
-                (ClientKeyRow.id == id_or_name) | (ClientKeyRow.name == id_or_name),
+                ClientKeyRow.is_primary.is_(True), ClientKeyRow.deleted_at.is_(None)
             )
         )
+
+    @staticmethod
+    def _find(s: Session, id_or_name: str, include_deleted: bool = False) -> ClientKeyRow:
+        q = select(ClientKeyRow).where(
+            (ClientKeyRow.id == id_or_name) | (ClientKeyRow.name == id_or_name)
+        )
+        if not include_deleted:
+            q = q.where(ClientKeyRow.deleted_at.is_(None))
+        row = s.scalar(q)
         if row is None:
             raise NotFound(f"no key with id or name {id_or_name!r}")
         return row
 
+    @staticmethod
+    def _describe(row: ClientKeyRow) -> dict[str, Any]:
+        info = info_of(row)
+        return {
+            "name": info.name,
+            "prefix": info.display_prefix,
+            "scopes": sorted(x.value for x in info.scopes),
+            "primary": info.primary,
+            **info.restrictions.to_dict(),
+        }
+
+    # --- verifying -----------------------------------------------------------------
+
     def forget_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+    def _cached(
+        self, cache_key: bytes | str, load: Callable[[Session], KeyInfo | None]
+    ) -> KeyInfo | None:
+        now = time.monotonic()
+        hit = self._cache.get(cache_key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self.db.read() as s:
+            info = load(s)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[cache_key] = (now + self.cache_seconds, info)
+        return info
 
     def verify(self, presented: str) -> KeyInfo | None:
         """The key's info when it is well formed and known (usable or not), else None.
@@ -139,15 +517,24 @@ class KeyService:
         if check_key_format(presented) is not None:
             return None
         digest = self.pepper.digest(presented)
-        now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        with self.db.read() as s:
+
+        def load(s: Session) -> KeyInfo | None:
             row = s.scalar(select(ClientKeyRow).where(ClientKeyRow.digest == digest))
-            info = _info(row) if row is not None else None
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now + self.cache_seconds, info)
-        return info
+            return info_of(row) if row is not None else None
+
+        return self._cached(digest, load)
+
+    def by_public_key_id(self, kid: str) -> KeyInfo | None:
+        """The parent key of a browser token, by the fingerprint of its public half."""
+        if not kid.startswith("bk_") or len(kid) > 32:
+            return None
+
+        def load(s: Session) -> KeyInfo | None:
+            row = s.scalar(select(ClientKeyRow).where(ClientKeyRow.public_key_id == kid))
+            return info_of(row) if row is not None else None
+
+        return self._cached("kid:" + kid, load)
+
+
+def aware_or_none(at: datetime | None) -> datetime | None:
+    return aware(at) if at is not None else None

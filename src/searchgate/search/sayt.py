@@ -15,6 +15,7 @@ from searchgate.catalog.service import CatalogService
 from searchgate.catalog.settings import CollectionSettings, SaytSettings
 from searchgate.config import Limits
 from searchgate.engines.base import (
+    And,
     FacetRequest,
     Filter,
     SearchPlan,
@@ -24,6 +25,7 @@ from searchgate.engines.base import (
 from searchgate.engines.tantivy.engine import TantivyEngine
 from searchgate.engines.tantivy.layout import fold, words
 from searchgate.errors import InvalidInput, NotFound
+from searchgate.search.prefilter import parse_prefilter
 from searchgate.search.querylog import QueryLog, normalise
 from searchgate.search.sayt_forms import parse_product_sort, parse_refinements
 
@@ -49,6 +51,8 @@ class SaytRequest:
     alphabetize: bool = False
     product_sort: str | None = None
     refinements: str | None = None
+    # A browser token's fixed filter: products outside it are never suggested.
+    pre_filter: str | None = None
 
 
 def _distance(a: str, b: str) -> int:
@@ -166,6 +170,9 @@ class SaytService:
             )
         # Parsed before searching so that a malformed one is a 400 even on an empty index.
         filter = parse_refinements(req.refinements, settings, self.limits.max_refinements)
+        if req.pre_filter:
+            forced = parse_prefilter(req.pre_filter, settings, self.limits.max_prefilter_chars)
+            filter = And((forced, filter))
         sort = parse_product_sort(req.product_sort, settings)
         ws = words(req.query)[:MAX_WORDS]
         terms: list[dict[str, Any]] = []

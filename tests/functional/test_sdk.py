@@ -1,0 +1,207 @@
+"""The Python SDK against a real server: uvicorn on a free port, in a thread of this
+process, over real sockets (the SDK's httpx.Client cannot talk to an ASGI app directly).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+
+from searchgate.api.app import create_app
+from searchgate.client import (
+    USER_AGENT,
+    CachedKey,
+    SearchgateClient,
+    SearchgateConnectionError,
+    SearchgateError,
+)
+from searchgate.config import Settings
+from searchgate.keys.format import generate_key
+from searchgate.keys.scopes import ALL_SCOPES, Scope
+from searchgate.keys.usage import UsageQueries
+from searchgate.runtime import Runtime
+from tests.keyhelp import SYSTEM
+from tests.pg import free_port
+
+RECORDS = [
+    {"id": "1", "title": "Desk lamp", "brand": "Lumo", "price": 30},
+    {"id": "2", "title": "Floor lamp", "brand": "Lumo", "price": 90},
+    {"id": "3", "title": "Lamp shade", "brand": "Shadey", "price": 12},
+]
+
+
+@dataclass
+class Live:
+    url: str
+    rt: Runtime
+
+    def new_key(self, name: str) -> tuple[str, str]:
+        created = self.rt.services.keys.create(SYSTEM, name, ALL_SCOPES)
+        return created.info.id, created.secret
+
+    def systems(self, key_id: str) -> dict[str, int]:
+        self.rt.usage.flush()
+        return {u.system: u.requests for u in UsageQueries(self.rt.services.db).systems(key_id)}
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[Live]:
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    )
+    # Not the main thread: uvicorn leaves the process's signal handlers alone.
+    thread = threading.Thread(target=server.run, name="uvicorn-sdk-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield Live(f"http://127.0.0.1:{server.config.port}", app.state.runtime)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+class CountingSource:
+    """The secret store as the SDK sees it: a callable, here with a call count."""
+
+    def __init__(self, *values: str) -> None:
+        self.values = list(values)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        return self.values[min(self.calls, len(self.values)) - 1]
+
+
+def test_upload_search_refinements_and_sayt(live: Live) -> None:
+    key_id, secret = live.new_key("storefront")
+    with SearchgateClient(live.url, secret, system="storefront-eu") as sg:
+        written = sg.upload_records("shop", RECORDS, wait=True)
+        assert written["upserted"] == 3
+        assert written["searchable"] is True
+        found = sg.search({"collection": "shop", "query": "lamp", "pageSize": 2})
+        assert found["totalRecordCount"] == 3
+        assert len(found["records"]) == 2
+        brands = sg.refinements({"collection": "shop", "query": "lamp"}, "brand")
+        assert {v["value"] for v in brands["navigation"]["refinements"]} == {"Lumo", "Shadey"}
+        typed = sg.sayt("shop", "flo", productItems=2, searchItems=0)
+        assert [p["allMeta"]["title"] for p in typed["result"]["products"]] == ["Floor lamp"]
+        replaced = sg.upload_records("shop", RECORDS[:1], mode="replace", wait=True)
+        assert replaced["upserted"] == 1
+        assert sg.search({"collection": "shop"})["totalRecordCount"] == 1
+    # The server recorded the system by its header, not by the User-Agent.
+    assert live.systems(key_id) == {"storefront-eu": 6}
+
+
+def test_without_a_system_name_the_server_sees_the_sdk_user_agent(live: Live) -> None:
+    key_id, secret = live.new_key("nameless")
+    with SearchgateClient(live.url, secret) as sg:
+        sg.upload_records("shop", RECORDS, wait=True)
+    assert USER_AGENT.startswith("searchgate-python/")
+    assert live.systems(key_id) == {USER_AGENT: 1}
+
+
+def test_self_info_names_the_key_in_use(live: Live) -> None:
+    key_id, secret = live.new_key("who-am-i")
+    with SearchgateClient(live.url, CachedKey(lambda: secret), system="probe") as sg:
+        me = sg.self_info()
+    assert me["id"] == key_id
+    assert me["name"] == "who-am-i"
+    assert secret not in str(me)
+
+
+def test_a_rotated_key_is_picked_up_with_one_refresh_and_one_retry(live: Live) -> None:
+    old_id, old = live.new_key("v1")
+    source = CountingSource(old)
+    cached = CachedKey(source, max_age_seconds=300)
+    with SearchgateClient(live.url, cached, system="storefront") as sg:
+        sg.upload_records("shop", RECORDS, wait=True)
+        assert source.calls == 1
+        # A rotation: a new primary key goes to the store, the old one is disabled.
+        new = live.rt.services.keys.new_primary(SYSTEM, "v2")
+        source.values.append(new.secret)
+        live.rt.services.keys.disable(SYSTEM, old_id, reason="rotated")
+        found = sg.search({"collection": "shop", "query": "lamp"})
+        assert found["totalRecordCount"] == 3
+        assert source.calls == 2
+        assert cached.get() == new.secret
+        sg.search({"collection": "shop", "query": "shade"})
+        assert source.calls == 2  # the new key is cached again
+    assert live.systems(new.info.id) == {"storefront": 2}
+    # The old key's one refused request is counted for it too.
+    assert live.systems(old_id) == {"storefront": 2}
+
+
+def test_a_key_that_stays_invalid_raises_after_one_refresh(live: Live) -> None:
+    live.new_key("unrelated")
+    stale = generate_key()
+    source = CountingSource(stale)
+    with SearchgateClient(live.url, CachedKey(source), system="stale") as sg:
+        with pytest.raises(SearchgateError) as info:
+            sg.search({"collection": "shop"})
+        assert (info.value.status, info.value.code) == (401, "invalid_key")
+        assert stale not in str(info.value)
+        assert info.value.request_id
+        assert source.calls == 2
+        # Each call refreshes at most once: no loop, however often it is called.
+        with pytest.raises(SearchgateError):
+            sg.search({"collection": "shop"})
+        assert source.calls == 3
+
+
+def test_a_new_but_also_refused_key_gets_exactly_one_retry(live: Live) -> None:
+    source = CountingSource(generate_key(), generate_key(), generate_key())
+    with (
+        SearchgateClient(live.url, CachedKey(source)) as sg,
+        pytest.raises(SearchgateError) as info,
+    ):
+        sg.self_info()
+    assert info.value.status == 401
+    assert source.calls == 2
+
+
+def test_a_fixed_key_is_not_retried_and_errors_carry_the_servers_body(live: Live) -> None:
+    key_id, secret = live.new_key("reader")
+    live.rt.services.keys.disable(SYSTEM, key_id, reason="test")
+    with SearchgateClient(live.url, secret) as sg, pytest.raises(SearchgateError) as info:
+        sg.search({"collection": "shop"})
+    assert (info.value.status, info.value.code) == (401, "key_disabled")
+    assert info.value.body["error"]["code"] == "key_disabled"
+
+
+def test_server_errors_become_searchgate_errors(live: Live) -> None:
+    reader = live.rt.services.keys.create(SYSTEM, "search-only", frozenset({Scope.SEARCH}))
+    _, writer = live.new_key("writer")
+    with SearchgateClient(live.url, writer) as sg:
+        sg.upload_records("shop", RECORDS, wait=True)
+        with pytest.raises(SearchgateError) as info:
+            sg.search({"collection": "shop", "pageSize": -1})
+        assert (info.value.status, info.value.code, info.value.field) == (
+            400,
+            "invalid_request",
+            "pageSize",
+        )
+        with pytest.raises(SearchgateError) as info:
+            sg.search({"collection": "nope"})
+        assert info.value.status == 404
+    with SearchgateClient(live.url, reader.secret) as sg:
+        with pytest.raises(SearchgateError) as info:
+            sg.upload_records("shop", RECORDS)
+        assert (info.value.status, info.value.code) == (403, "scope_missing")
+
+
+def test_an_unreachable_server_is_a_connection_error() -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    with SearchgateClient(unreachable, generate_key(), timeout=2) as sg:
+        with pytest.raises(SearchgateConnectionError) as info:
+            sg.search({})
+    assert (info.value.status, info.value.code) == (0, "connection_failed")
