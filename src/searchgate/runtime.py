@@ -34,6 +34,7 @@ from searchgate.engines.tantivy.engine import TantivyEngine
 from searchgate.engines.tantivy.store import SlotLock
 from searchgate.indexer import NODE_LIVE_SECONDS, Indexer
 from searchgate.keys.hashing import load_or_create_pepper
+from searchgate.keys.ratelimit import CachedCount, RateLimiter
 from searchgate.keys.service import KeyService
 from searchgate.keys.usage import UsageTracker
 from searchgate.migrations import upgrade
@@ -159,12 +160,27 @@ class Runtime:
         self.services.db.dispose()
 
 
+def live_processes(db: Database) -> int:
+    """Server processes that heartbeated recently: each enforces its share of a rate."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=NODE_LIVE_SECONDS)
+    with db.read() as s:
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(IndexNodeRow)
+                .where(IndexNodeRow.heartbeat_at >= cutoff)
+            )
+            or 1
+        )
+
+
 def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
     services = build_services(settings, migrate=migrate)
     lock = SlotLock(settings.index_dir)
     slot = lock.acquire()
     engine = TantivyEngine(slot, settings.index_writer_heap_bytes, settings.index_writer_threads)
     node = f"{socket.gethostname()}:{os.getpid()}:{slot.name}"
+    services.keys.limiter = RateLimiter(CachedCount(lambda: live_processes(services.db)))
     indexer = Indexer(services.db, services.catalog, engine, node, settings.indexer_poll_seconds)
     query_log = QueryLog(services.db)
     search = SearchService(
@@ -184,5 +200,5 @@ def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
         sayt=sayt,
         query_log=query_log,
         slot_lock=lock,
-        usage=UsageTracker(services.db, services.keys),
+        usage=UsageTracker(services.db, services.keys, settings.key_usage_flush_seconds),
     )

@@ -33,6 +33,9 @@ from searchgate.permissions import Actor, CredentialKind
 # of ours wherever it is in the query string (base62 survives URL encoding unchanged).
 _KEY_PARAMS = frozenset({"clientkey", "client_key", "apikey", "api_key", "key", "token"})
 _KEY_IN_URL = re.compile(r"sgk_[0-9A-Za-z]{30,}|eyJ[0-9A-Za-z_-]{10,}\.eyJ")
+BROWSER_TOKEN_PATHS = frozenset(
+    {"/api/v1/search", "/api/v1/search/refinements", "/api/v1/sayt/search", "/api/v1/keys/self"}
+)
 SYSTEM_HEADER = "x-searchgate-system"
 SYSTEM_MAX = 64
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
@@ -155,6 +158,14 @@ def authenticate(
         )
     claims: BrowserClaims | None = None
     if looks_like_browser_token(presented):
+        if request.url.path not in BROWSER_TOKEN_PATHS:
+            # Elsewhere (records by id, settings) the token's fixed filter would not hold.
+            raise AuthError(
+                403,
+                "token_not_allowed",
+                "browser tokens are for search, refinements and SAYT only; "
+                "use a client key from a server",
+            )
         claims, info = _token_claims(keys, presented)
     else:
         found = keys.verify(presented)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -23,6 +23,8 @@ from searchgate.catalog import changelog
 from searchgate.catalog.service import parse_settings
 from searchgate.cli import audit as audit_cli
 from searchgate.cli import keys as keys_cli
+from searchgate.cli import rotate as rotate_cli
+from searchgate.cli import store as store_cli
 from searchgate.cli import users as users_cli
 from searchgate.cli.common import DataDir, console, settings_for
 from searchgate.config import Settings
@@ -36,14 +38,17 @@ from searchgate.migrations import upgrade
 from searchgate.permissions import Actor
 from searchgate.runtime import Services, build_services
 from searchgate.search.querylog import QueryLog
+from searchgate.secretstores import SecretVersion, StoreNotFound, open_store
 
 app = typer.Typer(
     help="Searchgate: self-hosted commerce search with carefully handled client keys.",
     no_args_is_help=True,
 )
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(store_cli.app, name="store")
 app.add_typer(users_cli.app, name="users")
 app.add_typer(audit_cli.app, name="audit")
+app.command("rotate")(rotate_cli.rotate)
 
 DEMO_KEY_NAME = "demo"
 DEMO_ADMIN_EMAIL = "admin@demo.example"
@@ -81,11 +86,25 @@ def load_demo(services: Services, count: int, collection: str = "default") -> in
     return written
 
 
+def demo_store_path(settings: Settings) -> Path:
+    return settings.secrets_dir / "client-key.json"
+
+
 def _demo_key(services: Services, settings: Settings) -> None:
-    path = settings.secrets_dir / "demo-client-key"
-    if path.exists() and any(k.name.startswith(DEMO_KEY_NAME) for k in services.keys.list()):
-        console.print(f"Demo client key: created on first start, kept in {path} (mode 0600).")
-        return
+    """The demo's client key lives in a local versioned secret store (the file store),
+    the way production keeps it in Vault or AWS: systems read it from there."""
+    path = demo_store_path(settings)
+    store = open_store("file", str(path))
+    read = "searchgate store read --store file --path " + str(path)
+    try:
+        current: SecretVersion | None = store.read()
+    except StoreNotFound:
+        current = None
+    if current is not None:
+        info = services.keys.verify(current.value)
+        if info is not None and info.usable(datetime.now(UTC)):
+            console.print(f"Demo client key: in the file secret store {path} (`{read}`).")
+            return
     # Deleted keys keep their names on their tombstones, so a replacement gets a new one.
     taken = {k.name for k in services.keys.list(include_deleted=True)}
     name = next(
@@ -94,14 +113,15 @@ def _demo_key(services: Services, settings: Settings) -> None:
         if n not in taken
     )
     created = services.keys.create(Actor.system("demo"), name, ALL_SCOPES, primary=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(created.secret + "\n")
-    console.print(f"[bold]Demo client key[/bold] (shown once; also saved to {path}, mode 0600):")
+    store.write(created.secret, current.version if current is not None else None)
+    console.print(
+        f"[bold]Demo client key[/bold] (shown once; kept in the file secret store {path}, "
+        "mode 0600):"
+    )
     console.print(f"  {created.secret}")
     console.print(
         f"Try: curl -s http://{settings.host}:{settings.port}/api/v1/search "
-        f'-H "Authorization: Bearer $(cat {path})" -d \'{{"query": "macbook"}}\''
+        f'-H "Authorization: Bearer $({read})" -d \'{{"query": "macbook"}}\''
     )
 
 

@@ -7,10 +7,13 @@ without a shared counter on the hot path.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
+
+log = logging.getLogger("searchgate.keys")
 
 
 class RateLimiter:
@@ -37,3 +40,29 @@ class RateLimiter:
     @staticmethod
     def retry_after(wait: float) -> int:
         return max(1, math.ceil(wait))
+
+
+class CachedCount:
+    """A count that is expensive to read (a database query), re-read at most every
+    ``seconds``; the rate limiter asks for it on every limited request."""
+
+    def __init__(self, read: Callable[[], int], seconds: float = 10.0) -> None:
+        self._read = read
+        self._seconds = seconds
+        self._value = 1
+        self._at = float("-inf")
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        now = time.monotonic()
+        if now - self._at < self._seconds:
+            return self._value
+        with self._lock:
+            if now - self._at >= self._seconds:
+                try:
+                    self._value = max(1, self._read())
+                except Exception:
+                    # A failed read keeps the last count: limits stay enforced.
+                    log.warning("could not count live server processes", exc_info=True)
+                self._at = now
+        return self._value

@@ -45,7 +45,10 @@ def normalize_origin(value: str) -> str:
         raise InvalidInput(f"origin {raw!r} has an invalid port", field="origins") from None
     default = {"http": 80, "https": 443}[parts.scheme]
     suffix = f":{port}" if port is not None and port != default else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{suffix}"
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address keeps its brackets, as browsers send it
+    return f"{parts.scheme}://{host}{suffix}"
 
 
 def _parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
