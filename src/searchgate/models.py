@@ -22,6 +22,7 @@ from searchgate.catalog.models import (
 from searchgate.db import Base
 from searchgate.keys.models import ClientKeyRow
 from searchgate.keys.usage_models import KeySystemRow, KeyUsageHourRow
+from searchgate.rotation.models import RotationRow
 
 __all__ = [
     "AreaRow",
@@ -40,6 +41,7 @@ __all__ = [
     "RecordRow",
     "RecoveryCodeRow",
     "RoleRow",
+    "RotationRow",
     "SessionRow",
     "ThrottleRow",
     "TotpRow",

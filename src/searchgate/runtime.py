@@ -33,7 +33,7 @@ from searchgate.db import Database
 from searchgate.engines.tantivy.engine import TantivyEngine
 from searchgate.engines.tantivy.store import SlotLock
 from searchgate.indexer import NODE_LIVE_SECONDS, Indexer
-from searchgate.keys.hashing import load_or_create_pepper
+from searchgate.keys.hashing import load_or_create_pepper, previous_peppers
 from searchgate.keys.ratelimit import CachedCount, RateLimiter
 from searchgate.keys.service import KeyService
 from searchgate.keys.usage import UsageTracker
@@ -99,6 +99,7 @@ def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_
             clock,
             settings.key_cache_seconds,
             timedelta(minutes=settings.key_delete_quiet_minutes),
+            previous_peppers(settings.secrets_dir, settings.key_pepper_previous),
         ),
         audit=audit,
         passwords=passwords,

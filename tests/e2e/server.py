@@ -49,8 +49,10 @@ def run_cli(data_dir: Path, database_url: str | None, *args: str) -> str:
 
 
 def create_key(data_dir: Path, database_url: str | None, name: str = "e2e") -> str:
-    out = run_cli(data_dir, database_url, "keys", "create", "--name", name, "--json")
-    key: str = json.loads(out)["key"]
+    out = run_cli(
+        data_dir, database_url, "keys", "create", "--name", name, "--all-scopes", "--json"
+    )
+    key: str = json.loads(out)["secret"]
     return key
 
 

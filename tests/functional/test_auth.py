@@ -60,8 +60,13 @@ def app_routes(app: Any) -> list[tuple[str, str]]:
 
 def is_data_plane(path: str) -> bool:
     """A client-key route. The admin API takes personal tokens, not keys:
-    tests/functional/test_admin_api.py."""
-    return path.startswith(("/api/", "/data/")) and not path.startswith("/api/v1/admin/")
+    tests/functional/test_admin_api.py; leak reports are public:
+    tests/functional/test_admin_keys_api.py."""
+    return (
+        path.startswith(("/api/", "/data/"))
+        and not path.startswith("/api/v1/admin/")
+        and path != "/api/v1/keys/revoke"
+    )
 
 
 def data_plane(client: TestClient) -> list[tuple[str, str]]:

@@ -33,9 +33,10 @@ from tests.keyhelp import SYSTEM
 
 @dataclass(frozen=True)
 class Need:
-    """What a route accepts. ``kind``: public, key (client key with the scope ``what``),
-    token (personal token holding the permission ``what``, or any valid token when
-    None) or session (console session holding ``what``, or any signed-in person)."""
+    """What a route accepts. ``kind``: public, key (client key with the scope ``what``,
+    or any usable key when None), token (personal token holding the permission
+    ``what``, or any valid token when None) or session (console session holding
+    ``what``, or any signed-in person)."""
 
     kind: str
     what: str | None = None
@@ -45,7 +46,7 @@ class Need:
         return cls("public")
 
     @classmethod
-    def key(cls, scope: str) -> Need:
+    def key(cls, scope: str | None = None) -> Need:
         return cls("key", scope)
 
     @classmethod
@@ -81,6 +82,8 @@ POLICY: list[tuple[str, str, Need]] = [
     ("POST", f"{COLL}/records/delete", Need.key("records:write")),
     ("POST", "/data/v1/upload/stream", Need.key("records:write")),
     # --- data plane: key self-service and leak reports -----------------------------------
+    ("GET", "/api/v1/keys/self", Need.key()),
+    ("POST", "/api/v1/keys/revoke", Need.public()),
     # --- admin API: personal tokens ------------------------------------------------------
     ("GET", f"{ADMIN}/me", Need.token()),
     ("GET", f"{ADMIN}/users", Need.token("admin:users:read")),
@@ -100,7 +103,26 @@ POLICY: list[tuple[str, str, Need]] = [
     ("GET", f"{ADMIN}/audit", Need.token("admin:audit:read")),
     ("GET", f"{ADMIN}/audit/export", Need.token("admin:audit:read")),
     # --- admin API: client keys (Key Management) -----------------------------------------
+    ("GET", f"{ADMIN}/keys", Need.token("admin:keys:read")),
+    ("POST", f"{ADMIN}/keys", Need.token("admin:keys:manage")),
+    ("POST", f"{ADMIN}/keys/new-primary", Need.token("admin:keys:manage")),
+    ("GET", f"{ADMIN}/keys/{{key}}", Need.token("admin:keys:read")),
+    ("PATCH", f"{ADMIN}/keys/{{key}}", Need.token("admin:keys:manage")),
+    ("DELETE", f"{ADMIN}/keys/{{key}}", Need.token("admin:keys:manage")),
+    ("GET", f"{ADMIN}/keys/{{key}}/usage", Need.token("admin:keys:read")),
+    ("POST", f"{ADMIN}/keys/{{key}}/roll", Need.token("admin:keys:manage")),
+    ("POST", f"{ADMIN}/keys/{{key}}/make-primary", Need.token("admin:keys:manage")),
+    ("POST", f"{ADMIN}/keys/{{key}}/disable", Need.token("admin:keys:manage")),
+    ("POST", f"{ADMIN}/keys/{{key}}/enable", Need.token("admin:keys:manage")),
     # --- admin API: rotation -------------------------------------------------------------
+    ("POST", f"{ADMIN}/rotations", Need.token("admin:keys:manage")),
+    ("GET", f"{ADMIN}/rotations/current", Need.token("admin:keys:manage")),
+    ("GET", f"{ADMIN}/rotations/{{rotation_id}}", Need.token("admin:keys:manage")),
+    ("GET", f"{ADMIN}/rotations/{{rotation_id}}/traffic", Need.token("admin:keys:manage")),
+    ("POST", f"{ADMIN}/rotations/{{rotation_id}}/create-key", Need.token("admin:keys:manage")),
+    ("POST", f"{ADMIN}/rotations/{{rotation_id}}/steps", Need.token("admin:keys:manage")),
+    ("POST", f"{ADMIN}/rotations/{{rotation_id}}/abort", Need.token("admin:keys:manage")),
+    ("POST", f"{ADMIN}/rotations/{{rotation_id}}/finish", Need.token("admin:keys:manage")),
     # --- console: sessions ---------------------------------------------------------------
     ("GET", "/sign-in", Need.public()),
     ("POST", "/sign-in", Need.public()),
@@ -131,6 +153,17 @@ POLICY: list[tuple[str, str, Need]] = [
     ("POST", "/areas/{name}/rename", Need.session("console:areas:manage")),
     ("POST", "/areas/{name}/delete", Need.session("console:areas:manage")),
     # --- console: Key Management ---------------------------------------------------------
+    ("GET", "/admin/keys", Need.session("admin:keys:read")),
+    ("GET", "/admin/keys/new", Need.session("admin:keys:manage")),
+    ("POST", "/admin/keys", Need.session("admin:keys:manage")),
+    ("POST", "/admin/keys/new-primary", Need.session("admin:keys:manage")),
+    ("GET", "/admin/keys/{key_id}", Need.session("admin:keys:read")),
+    ("POST", "/admin/keys/{key_id}/roll", Need.session("admin:keys:manage")),
+    ("POST", "/admin/keys/{key_id}/disable", Need.session("admin:keys:manage")),
+    ("POST", "/admin/keys/{key_id}/enable", Need.session("admin:keys:manage")),
+    ("POST", "/admin/keys/{key_id}/primary", Need.session("admin:keys:manage")),
+    ("GET", "/admin/keys/{key_id}/delete", Need.session("admin:keys:manage")),
+    ("POST", "/admin/keys/{key_id}/delete", Need.session("admin:keys:manage")),
     # --- console: rotation wizard --------------------------------------------------------
     ("GET", "/admin/users", Need.session("admin:users:read")),
     ("GET", "/admin/users/new", Need.session("admin:users:manage")),
@@ -281,12 +314,17 @@ TARGET = "target@x.io"  # the user that user routes act on (never the caller)
 SPARE_ROLE = "Spare"  # a custom role nobody holds: role routes act on it
 AREA = "Staging"
 ORIGIN = "http://testserver"
+KEY_NAME = "setup"  # the key that the admin API's key routes act on
 
 ADMIN_BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{ADMIN}/users"): {"email": "new@x.io", "password": PASSWORD, "role": "viewer"},
     ("PATCH", f"{ADMIN}/users/{{user}}"): {"role": "viewer"},
     ("POST", f"{ADMIN}/roles"): {"name": "Made", "permissions": ["console:search:preview"]},
     ("PATCH", f"{ADMIN}/roles/{{name}}"): {"permissions": ["console:areas:read"]},
+    ("POST", f"{ADMIN}/keys"): {"name": "made", "scopes": ["search"]},
+    ("PATCH", f"{ADMIN}/keys/{{key}}"): {"rateLimitPerMinute": 6000},
+    ("POST", f"{ADMIN}/keys/{{key}}/roll"): {"expiresInSeconds": 3600},
+    ("DELETE", f"{ADMIN}/keys/{{key}}"): {"confirmName": KEY_NAME, "force": True},
 }
 
 # Forms that check a password answer 401 when it is wrong: they get the right one, so
@@ -324,6 +362,7 @@ def _filled(path: str, user_id: str) -> str:
         "{user_id}": user_id,
         "{token_id}": "tok_none",
         "{session_id}": "ses_none",
+        "{key}": KEY_NAME,
     }
     for k, v in values.items():
         path = path.replace(k, v)
@@ -393,7 +432,7 @@ def test_each_credential_gets_exactly_what_the_policy_grants(
     s = rt.services
     load(
         client,
-        {"Authorization": f"Bearer {s.keys.create(SYSTEM, 'setup', ALL_SCOPES).secret}"},
+        {"Authorization": f"Bearer {s.keys.create(SYSTEM, KEY_NAME, ALL_SCOPES).secret}"},
         "default",
         list(generate(5)),
         demo_settings(),

@@ -8,7 +8,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
+import httpx
 import pytest
 import uvicorn
 
@@ -164,7 +166,7 @@ def test_a_new_but_also_refused_key_gets_exactly_one_retry(live: Live) -> None:
         SearchgateClient(live.url, CachedKey(source)) as sg,
         pytest.raises(SearchgateError) as info,
     ):
-        sg.self_info()
+        sg.search({"collection": "shop"})
     assert info.value.status == 401
     assert source.calls == 2
 
@@ -201,7 +203,40 @@ def test_server_errors_become_searchgate_errors(live: Live) -> None:
 
 def test_an_unreachable_server_is_a_connection_error() -> None:
     unreachable = f"http://127.0.0.1:{free_port()}"
-    with SearchgateClient(unreachable, generate_key(), timeout=2) as sg:
-        with pytest.raises(SearchgateConnectionError) as info:
-            sg.search({})
+    with (
+        SearchgateClient(unreachable, generate_key(), timeout=2) as sg,
+        pytest.raises(SearchgateConnectionError) as info,
+    ):
+        sg.search({})
     assert (info.value.status, info.value.code) == (0, "connection_failed")
+
+
+def test_a_browser_token_from_the_sdk_is_honoured_by_the_server(live: Live) -> None:
+    _, secret = live.new_key("storefront-tokens")
+    with SearchgateClient(live.url, CachedKey(lambda: secret)) as sg:
+        sg.upload_records("shop", RECORDS, wait=True)
+        token = sg.browser_token(
+            collections=["shop"],
+            origins=["https://shop.example"],
+            ttl=timedelta(minutes=5),
+            scopes=["search"],
+            filter='brand:"Lumo"',
+        )
+    page = {"Authorization": f"Bearer {token}", "Origin": "https://shop.example"}
+    r = httpx.post(f"{live.url}/api/v1/search", json={"collection": "shop"}, headers=page)
+    assert r.status_code == 200, r.text
+    assert r.json()["totalRecordCount"] == 2  # the forced filter hides the Shadey record
+    assert r.headers["access-control-allow-origin"] == "https://shop.example"
+    # The page cannot widen the filter, only narrow it.
+    r = httpx.post(
+        f"{live.url}/api/v1/search",
+        json={"collection": "shop", "pre-filter": 'brand:"Shadey" OR brand:"Lumo"'},
+        headers=page,
+    )
+    assert r.json()["totalRecordCount"] == 2
+    elsewhere = {**page, "Origin": "https://evil.example"}
+    r = httpx.post(f"{live.url}/api/v1/search", json={"collection": "shop"}, headers=elsewhere)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "origin_forbidden")
+    r = httpx.get(f"{live.url}/api/v1/sayt/search", params={"query": "la"}, headers=page)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "scope_missing")
+    assert token not in r.text

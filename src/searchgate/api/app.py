@@ -11,7 +11,10 @@ from searchgate import __version__
 from searchgate.api import (
     errors,
     routes_admin,
+    routes_admin_keys,
+    routes_admin_rotation,
     routes_collections,
+    routes_keys,
     routes_ops,
     routes_sayt,
     routes_search,
@@ -53,7 +56,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     errors.install(app)
     for module in (routes_search, routes_sayt, routes_collections, routes_upload, routes_ops):
         app.include_router(module.router)
+    app.include_router(routes_keys.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_admin_keys.router)
+    app.include_router(routes_admin_rotation.router)
     # The Command Center's pages, at / beside the data plane (after it: its routes
     # never shadow an API path).
     install_console(app)

@@ -51,6 +51,7 @@ class Action(StrEnum):
     DATA_RECORDS_WRITE = "data:records:write"
     DATA_RECORDS_DELETE = "data:records:delete"
     # Client keys (Key Management).
+    KEYS_LIST = "admin:keys:list"
     KEY_CREATE = "admin:keys:create"
     KEY_NEW_PRIMARY = "admin:keys:new-primary"
     KEY_ROLL = "admin:keys:roll"

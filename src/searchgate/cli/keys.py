@@ -1,15 +1,31 @@
-"""``searchgate keys ...``: create, list, delete and check client keys.
+"""``searchgate keys ...``: client keys from a shell, on the data directory's database.
 
-Exit codes: 0 done; 1 the answer is no (no such key to delete, not a valid key);
-2 bad input or usage. With ``--json`` stdout carries only JSON and prompts go to stderr.
+The operator at the CLI holds the database and its secrets, so acts as the system
+actor (``cli:<os user>`` in the change log). A key is addressed by its id
+(``key_...``) or its name. The secret is printed once, by ``create``, ``new-primary``
+and ``roll``: alone on stdout (``KEY=$(searchgate keys create ...)``), or as
+``"secret"`` with ``--json``. ``derive`` and ``check`` work offline, without any
+database; ``derive`` reads the client key from ``--key-file``, the environment
+variable ``SEARCHGATE_CLIENT_KEY`` or stdin, never from an argument (arguments end up
+in shell history and the process list).
+
+With ``--json`` stdout carries only JSON (the shapes of the admin API: ``{"key": ...}``,
+``{"keys": [...]}``), and prompts and messages go to stderr.
+
+Exit codes: 0 done; 1 the answer is no (no such key, the key is still in use or is the
+primary key, the confirmation was refused, not a valid key); 2 bad input or usage
+(unknown scope, malformed time, duration or CIDR, a name that is taken, a confirmation
+that does not match the key's name).
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -17,51 +33,140 @@ from rich.table import Table
 
 from searchgate.cli.common import (
     EXIT_NO,
+    EXIT_USAGE,
     DataDir,
     JsonOut,
     console,
     emit_json,
-    fail,
     settings_for,
 )
-from searchgate.errors import InvalidInput, SearchgateError
+from searchgate.cli.keys_input import (
+    CLIENT_KEY_ENV,
+    parse_duration,
+    parse_expiry,
+    parse_rate,
+    parse_scopes,
+    read_client_key,
+)
+from searchgate.cli.users import cli_actor
+from searchgate.errors import Conflict, Forbidden, InvalidInput, NotFound, SearchgateError
+from searchgate.keys.browser_tokens import (
+    MAX_TTL,
+    derive_browser_token,
+    derive_keypair,
+    verify_browser_token,
+)
 from searchgate.keys.format import check_key_format
-from searchgate.keys.scopes import Scope
-from searchgate.keys.info import KeyInfo
-from searchgate.permissions import Actor
-from searchgate.runtime import build_services
+from searchgate.keys.info import CreatedKey, KeyInfo
+from searchgate.keys.restrictions import Restrictions
+from searchgate.keys.scopes import ALL_SCOPES, SCOPE_HELP
+from searchgate.keys.service import KeyInUse
+from searchgate.keys.usage import RETENTION_DAYS, UsageQueries
+from searchgate.runtime import Services, build_services
 
 app = typer.Typer(
     help="Manage client keys (the secret is shown once, at creation).", no_args_is_help=True
 )
 
 
-def _as_dict(info: KeyInfo) -> dict[str, Any]:
-    return {
-        "id": info.id,
-        "name": info.name,
-        "prefix": info.display_prefix,
-        "scopes": sorted(s.value for s in info.scopes),
-        # SQLite hands back naive datetimes; every stored time is UTC.
-        "createdAt": (
-            info.created_at
-            if info.created_at.tzinfo is not None
-            else info.created_at.replace(tzinfo=UTC)
-        ).isoformat(),
-        "state": "deleted" if info.deleted else "disabled" if info.disabled else "active",
-    }
+KeyArg = typer.Argument(..., help="Key id (key_...) or name")
 
 
-def _scopes(names: list[str] | None) -> frozenset[Scope]:
-    if not names:
-        return frozenset(Scope)
-    known = {s.value: s for s in Scope}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise InvalidInput(
-            f"unknown scope {unknown[0]!r} (scopes: {', '.join(known)})", field="scope"
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _exit_code(exc: SearchgateError) -> int:
+    if isinstance(exc, NotFound | Forbidden | KeyInUse):
+        return EXIT_NO
+    # A taken name is bad input; other conflicts (deleting the primary key) are a no.
+    if isinstance(exc, Conflict) and exc.field is None:
+        return EXIT_NO
+    return EXIT_USAGE
+
+
+def _fail(exc: SearchgateError, as_json: bool) -> NoReturn:
+    if as_json:
+        emit_json({"error": exc.to_dict()})
+    else:
+        console.print(f"[red]error:[/red] {exc.message}")
+        systems = exc.details.get("systems") if isinstance(exc, KeyInUse) else None
+        for system in systems or ():
+            console.print(f"  still used by: {system}")
+    raise typer.Exit(_exit_code(exc))
+
+
+@contextmanager
+def _services(data_dir: Path | None, as_json: bool) -> Iterator[Services]:
+    """The services on the data directory's database; service errors end the command
+    with their exit code."""
+    try:
+        services = build_services(settings_for(data_dir))
+    except SearchgateError as exc:
+        _fail(exc, as_json)
+    # Deleting a key asks which systems used it lately: the usage tables know them all.
+    services.keys.recent_systems = UsageQueries(services.db, services.keys.clock).recent_systems
+    try:
+        yield services
+    except SearchgateError as exc:
+        _fail(exc, as_json)
+    finally:
+        services.db.dispose()
+
+
+def _iso(at: datetime | None) -> str:
+    return at.isoformat()[:19].replace("T", " ") if at is not None else "-"
+
+
+def _age(info: KeyInfo, now: datetime) -> str:
+    days = info.age_days(now)
+    return f"{days:.0f} d" if days >= 1 else f"{days * 24:.0f} h"
+
+
+def _created_output(created: CreatedKey, now: datetime, as_json: bool, what: str) -> None:
+    if as_json:
+        emit_json(
+            {
+                "key": created.info.to_dict(now),
+                "secret": created.secret,
+                "replaced": created.replaced.to_dict(now) if created.replaced else None,
+            }
         )
-    return frozenset(known[n] for n in names)
+        return
+    info = created.info
+    console.print(f"{what} [bold]{info.name}[/bold] ({info.id}), scopes: {_scopes_text(info)}.")
+    if info.primary:
+        console.print("It is the primary key.")
+    if created.replaced is not None:
+        old = created.replaced
+        expiry = old.restrictions.expires_at
+        console.print(
+            f"The previous key {old.name} ({old.id}) keeps working"
+            + (f" until {_iso(expiry)} UTC" if expiry else "")
+            + " and is marked as the one to retire."
+        )
+    console.print("The key is shown this once; store it in your secret manager now:")
+    # The secret alone on stdout, so that `KEY=$(searchgate keys create ...)` works.
+    typer.echo(created.secret)
+
+
+def _scopes_text(info: KeyInfo) -> str:
+    return " ".join(sorted(s.value for s in info.scopes))
+
+
+def _info_output(info: KeyInfo, now: datetime, as_json: bool, message: str) -> None:
+    if as_json:
+        emit_json({"key": info.to_dict(now)})
+    else:
+        console.print(message)
+
+
+def _flags(info: KeyInfo) -> str:
+    if info.primary:
+        return "primary"
+    return "retiring" if info.retiring_since is not None else ""
+
+
+# --- creating ------------------------------------------------------------------------
 
 
 @app.command("create")
@@ -70,24 +175,83 @@ def create(
     scope: list[str] = typer.Option(
         None,
         "--scope",
-        help="Repeat for each scope (default: all; " + ", ".join(s.value for s in Scope) + ")",
+        help="Repeat per scope (required unless --all-scopes): "
+        + "; ".join(f"{s.value}: {h}" for s, h in SCOPE_HELP.items()),
     ),
+    all_scopes: bool = typer.Option(
+        False, "--all-scopes", help="Every scope: the protocol's classic all-powerful key"
+    ),
+    collection: list[str] = typer.Option(
+        None, "--collection", help="Only this collection (repeatable; default: every one)"
+    ),
+    expires: str | None = typer.Option(
+        None, "--expires", help="ISO time (2027-01-31T00:00:00Z) or duration from now (90d)"
+    ),
+    ip: list[str] = typer.Option(None, "--ip", help="Allowed client IP range, CIDR (repeatable)"),
+    origin: list[str] = typer.Option(
+        None, "--origin", help="Allowed browser origin, https://shop.example (repeatable)"
+    ),
+    rate: str | None = typer.Option(None, "--rate", help="Request limit, N/min (or N/s)"),
+    primary: bool = typer.Option(False, "--primary", help="Make it the primary key"),
     data_dir: Path | None = DataDir,
     as_json: bool = JsonOut,
 ) -> None:
     """Create a client key and print its secret once (only a digest is stored)."""
-    try:
-        scopes = _scopes(scope)
-        created = build_services(settings_for(data_dir)).keys.create(Actor.system(), name, scopes)
-    except SearchgateError as exc:
-        fail(exc, as_json)
-    if as_json:
-        emit_json({**_as_dict(created.info), "key": created.secret})
-        return
-    console.print(f"Created key [bold]{created.info.name}[/bold] ({created.info.id}).")
-    console.print("The key is shown this once; store it in your secret manager now:")
-    # The secret alone on stdout, so that `KEY=$(searchgate keys create ...)` works.
-    typer.echo(created.secret)
+    with _services(data_dir, as_json) as services:
+        if all_scopes and scope:
+            raise InvalidInput("give --scope or --all-scopes, not both", field="scope")
+        if not all_scopes and not scope:
+            raise InvalidInput(
+                "name the scopes the key needs (--scope search --scope sayt ...), or "
+                "--all-scopes for the classic all-powerful key",
+                field="scope",
+            )
+        scopes = ALL_SCOPES if all_scopes else parse_scopes(scope)
+        now = services.keys.clock()
+        restrictions = Restrictions.build(
+            collections=collection or None,
+            expires_at=parse_expiry(expires, now) if expires else None,
+            ip_ranges=ip or (),
+            origins=origin or (),
+            rate_limit_per_minute=parse_rate(rate) if rate else None,
+        )
+        created = services.keys.create(cli_actor(), name, scopes, restrictions, primary)
+    _created_output(created, now, as_json, "Created key")
+
+
+@app.command("new-primary")
+def new_primary(
+    name: str | None = typer.Option(None, "--name", help="Name (default: the old one + date)"),
+    data_dir: Path | None = DataDir,
+    as_json: bool = JsonOut,
+) -> None:
+    """Create a new primary key with the scopes and restrictions of the current one;
+    the old key keeps working and is marked as the one to retire."""
+    with _services(data_dir, as_json) as services:
+        created = services.keys.new_primary(cli_actor(), name)
+        now = services.keys.clock()
+    _created_output(created, now, as_json, "Created the new primary key")
+
+
+@app.command("roll")
+def roll(
+    key: str = KeyArg,
+    expires_in: str = typer.Option(
+        "24h", "--expires-in", help="When the old key stops working: 0s to 30d (24h)"
+    ),
+    name: str | None = typer.Option(None, "--name", help="Name (default: the old one + date)"),
+    data_dir: Path | None = DataDir,
+    as_json: bool = JsonOut,
+) -> None:
+    """Replace a key by a new copy and let the old one expire after --expires-in."""
+    with _services(data_dir, as_json) as services:
+        delay = parse_duration(expires_in, "expiresIn")
+        created = services.keys.roll(cli_actor(), key, delay, name)
+        now = services.keys.clock()
+    _created_output(created, now, as_json, "Rolled into key")
+
+
+# --- reading -------------------------------------------------------------------------
 
 
 @app.command("list")
@@ -96,52 +260,194 @@ def list_keys(
     data_dir: Path | None = DataDir,
     as_json: bool = JsonOut,
 ) -> None:
-    """List keys: ids, names, prefixes, scopes, creation times and states; never a secret."""
-    infos = build_services(settings_for(data_dir)).keys.list(include_deleted=all_keys)
+    """List keys with scopes, state, age and last use; never a secret."""
+    with _services(data_dir, as_json) as services:
+        infos = services.keys.list(include_deleted=all_keys)
+        now = services.keys.clock()
     if as_json:
-        emit_json([_as_dict(i) for i in infos])
+        emit_json({"keys": [i.to_dict(now) for i in infos]})
         return
-    table = Table("id", "name", "prefix", "scopes", "created", "state")
+    table = Table("id", "name", "prefix", "scopes", "", "state", "age", "last used", "by")
     for i in infos:
-        d = _as_dict(i)
         table.add_row(
-            d["id"],
-            d["name"],
-            d["prefix"] + "…",
-            " ".join(d["scopes"]),
-            d["createdAt"][:19],
-            d["state"],
+            i.id,
+            i.name,
+            i.display_prefix + "…",
+            _scopes_text(i),
+            _flags(i),
+            i.state(now),
+            _age(i, now),
+            _iso(i.last_used_at),
+            i.last_system or "-",
         )
     Console(width=200).print(table)
 
 
-@app.command("delete")
-def delete(
-    key: str = typer.Argument(..., help="Key id or name"),
-    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation"),
+@app.command("peppers")
+def peppers(data_dir: Path | None = DataDir, as_json: bool = JsonOut) -> None:
+    """Live keys per pepper id: a retiring pepper may be dropped once none use it."""
+    with _services(data_dir, as_json) as services:
+        counts = services.keys.pepper_counts()
+        current = services.keys.pepper.id
+        retiring = [p.id for p in services.keys.previous_peppers]
+    rows = [
+        {
+            "pepperId": pid,
+            "keys": counts.get(pid, 0),
+            "role": "current" if pid == current else "retiring" if pid in retiring else "unknown",
+        }
+        for pid in sorted(set(counts) | {current} | set(retiring))
+    ]
+    if as_json:
+        emit_json({"peppers": rows})
+        return
+    table = Table("pepper id", "live keys", "")
+    for r in rows:
+        table.add_row(str(r["pepperId"]), str(r["keys"]), str(r["role"]))
+    Console(width=120).print(table)
+
+
+@app.command("show")
+def show(key: str = KeyArg, data_dir: Path | None = DataDir, as_json: bool = JsonOut) -> None:
+    """One key (tombstones too): scopes, restrictions, state and the systems that used
+    it within the last 30 days."""
+    with _services(data_dir, as_json) as services:
+        info = services.keys.get(key, include_deleted=True)
+        now = services.keys.clock()
+        usage = UsageQueries(services.db, services.keys.clock)
+        systems = usage.systems(info.id, now - timedelta(days=RETENTION_DAYS))
+    if as_json:
+        emit_json({"key": info.to_dict(now), "systems": [u.to_dict() for u in systems]})
+        return
+    d = info.to_dict(now)
+    rows = [
+        ("id", info.id),
+        ("name", info.name),
+        ("prefix", info.display_prefix + "…"),
+        ("scopes", _scopes_text(info)),
+        ("state", info.state(now) + (f" ({info.disabled_reason})" if info.disabled else "")),
+        ("primary", "yes" if info.primary else "no" + (", retiring" if d["retiring"] else "")),
+        ("created", f"{_iso(info.created_at)} UTC by {info.created_by} ({_age(info, now)} ago)"),
+        ("collections", ", ".join(d["collections"]) if d["collections"] else "all"),
+        ("expires", _iso(info.restrictions.expires_at)),
+        ("client IPs", ", ".join(d["ipRanges"]) or "any"),
+        ("origins", ", ".join(d["origins"]) or "any"),
+        ("rate limit", f"{d['rateLimitPerMinute']}/min" if d["rateLimitPerMinute"] else "none"),
+        ("last used", f"{_iso(info.last_used_at)} from {info.last_ip or '-'}"),
+        ("browser key id", info.public_key_id or "-"),
+    ]
+    for label, value in rows:
+        typer.echo(f"{label:>15}: {value}")
+    typer.echo(f"{'systems':>15}: " + ("none in 30 days" if not systems else ""))
+    for u in systems:
+        typer.echo(f"{'':>17}{u.system}: {u.requests} requests, last {_iso(u.last_seen_at)} UTC")
+
+
+@app.command("usage")
+def usage(
+    key: str = KeyArg,
+    days: int = typer.Option(RETENTION_DAYS, "--days", help=f"1 to {RETENTION_DAYS}"),
     data_dir: Path | None = DataDir,
     as_json: bool = JsonOut,
 ) -> None:
-    """Delete a key. Irreversible: it never authenticates again (servers notice within
-    SEARCHGATE_KEY_CACHE_SECONDS)."""
-    services = build_services(settings_for(data_dir))
-    try:
-        target = services.keys.get(key)
-    except SearchgateError as exc:
-        fail(exc, as_json)
-    if not yes and not typer.confirm(
-        f"Delete key {target.name!r} ({target.id})? This cannot be undone", err=True
-    ):
-        console.print("not deleted")
-        raise typer.Exit(EXIT_NO)
-    try:
-        info = services.keys.delete(Actor.system(), target.id, target.name, force=True)
-    except SearchgateError as exc:
-        fail(exc, as_json)
+    """Requests of a key per day and system (--json: per hour, system and outcome)."""
+    with _services(data_dir, as_json) as services:
+        if not 1 <= days <= RETENTION_DAYS:
+            raise InvalidInput(f"--days is 1 to {RETENTION_DAYS}", field="days")
+        info = services.keys.get(key, include_deleted=True)
+        now = services.keys.clock()
+        since = now - timedelta(days=days)
+        queries = UsageQueries(services.db, services.keys.clock)
+        systems = queries.systems(info.id, since)
+        hourly = queries.hourly(info.id, since)
+        daily = queries.daily_by_system(info.id, days)
     if as_json:
-        emit_json(_as_dict(info))
-    else:
-        console.print(f"Deleted key {info.name} ({info.id}).")
+        emit_json(
+            {
+                "key": info.to_dict(now),
+                "since": since.isoformat(),
+                "systems": [u.to_dict() for u in systems],
+                "hourly": [h.to_dict() for h in hourly],
+            }
+        )
+        return
+    console.print(f"{info.name} ({info.id}): {sum(u.requests for u in systems)} requests")
+    table = Table("day (UTC)", "system", "requests")
+    for row in daily:
+        table.add_row(row.day.isoformat(), row.system, str(row.requests))
+    Console(width=200).print(table)
+
+
+# --- changing ------------------------------------------------------------------------
+
+
+@app.command("make-primary")
+def make_primary(
+    key: str = KeyArg, data_dir: Path | None = DataDir, as_json: bool = JsonOut
+) -> None:
+    """Make an existing key the primary one (the previous primary starts retiring)."""
+    with _services(data_dir, as_json) as services:
+        info = services.keys.make_primary(cli_actor(), key)
+        now = services.keys.clock()
+    _info_output(info, now, as_json, f"{info.name} ({info.id}) is the primary key.")
+
+
+@app.command("disable")
+def disable(
+    key: str = KeyArg,
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept with the key)"),
+    data_dir: Path | None = DataDir,
+    as_json: bool = JsonOut,
+) -> None:
+    """Switch a key off now (reversible): it and its browser tokens are refused by
+    every server within SEARCHGATE_KEY_CACHE_SECONDS."""
+    with _services(data_dir, as_json) as services:
+        info = services.keys.disable(cli_actor(), key, reason)
+        now = services.keys.clock()
+    _info_output(info, now, as_json, f"Disabled {info.name} ({info.id}); enable it to undo.")
+
+
+@app.command("enable")
+def enable(key: str = KeyArg, data_dir: Path | None = DataDir, as_json: bool = JsonOut) -> None:
+    """Switch a disabled key on again."""
+    with _services(data_dir, as_json) as services:
+        info = services.keys.enable(cli_actor(), key)
+        now = services.keys.clock()
+    _info_output(info, now, as_json, f"Enabled {info.name} ({info.id}): {info.state(now)}.")
+
+
+@app.command("delete")
+def delete(
+    key: str = KeyArg,
+    confirm: str | None = typer.Option(
+        None, "--confirm", help="The key's name, typed out (otherwise you are asked for it)"
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Delete even though a system used the key within the quiet period"
+    ),
+    data_dir: Path | None = DataDir,
+    as_json: bool = JsonOut,
+) -> None:
+    """Delete a key. Irreversible: it and its browser tokens never work again; a
+    tombstone stays for the change log. Refused while a system used the key within
+    SEARCHGATE_KEY_DELETE_QUIET_MINUTES (it names them) unless --force."""
+    with _services(data_dir, as_json) as services:
+        target = services.keys.get(key)
+        if confirm is None:
+            console.print(
+                f"Deleting {target.name} ({target.id}) cannot be undone. "
+                "Type the key's name to confirm:"
+            )
+            confirm = str(typer.prompt("Name", default="", show_default=False, err=True))
+            if not confirm.strip():
+                console.print("not deleted")
+                raise typer.Exit(EXIT_NO)
+        info = services.keys.delete(cli_actor(), target.id, confirm, force)
+        now = services.keys.clock()
+    _info_output(info, now, as_json, f"Deleted key {info.name} ({info.id}).")
+
+
+# --- offline -------------------------------------------------------------------------
 
 
 @app.command("check")
@@ -161,11 +467,13 @@ def check(
     problem = check_key_format(candidate)
     info: KeyInfo | None = None
     if problem is None and known:
-        info = build_services(settings_for(data_dir)).keys.verify(candidate)
+        with _services(data_dir, as_json) as services:
+            info = services.keys.verify(candidate)
+            now = services.keys.clock()
         if info is None:
             problem = "well formed, but not a key of this deployment"
-        elif not info.usable(datetime.now(UTC)):
-            problem = f"key {info.id} is {'deleted' if info.deleted else 'disabled'}"
+        elif not info.usable(now):
+            problem = f"key {info.id} is {info.state(now)}"
     if as_json:
         emit_json(
             {
@@ -180,3 +488,67 @@ def check(
     else:
         console.print(f"not a valid Searchgate client key: {problem}")
     raise typer.Exit(0 if problem is None else EXIT_NO)
+
+
+@app.command("derive")
+def derive(
+    collection: list[str] = typer.Option(
+        ..., "--collection", help="A collection the token may search (repeatable)"
+    ),
+    origin: list[str] = typer.Option(
+        ..., "--origin", help="A page origin allowed to use it, https://shop.example (repeatable)"
+    ),
+    ttl: str = typer.Option("1h", "--ttl", help=f"Lifetime, at most {MAX_TTL} (1h)"),
+    filter_: str | None = typer.Option(
+        None, "--filter", help="A pre-filter ANDed into every search (the browser cannot drop it)"
+    ),
+    scope: list[str] = typer.Option(
+        None, "--scope", help="search and/or sayt (repeatable; default both)"
+    ),
+    key_file: Path | None = typer.Option(
+        None, "--key-file", help="Read the client key from this file's first line"
+    ),
+    as_json: bool = JsonOut,
+) -> None:
+    """Derive a browser token from a client key, offline (no server, no database).
+
+    The client key comes from --key-file, else SEARCHGATE_CLIENT_KEY, else stdin:
+    never from an argument. The token is printed on stdout."""
+    try:
+        client_key = read_client_key(key_file)
+        if not client_key:
+            raise InvalidInput(
+                f"no client key: pipe it on stdin, or use --key-file or {CLIENT_KEY_ENV}",
+                field="key",
+            )
+        lifetime = parse_duration(ttl, "ttl")
+        try:
+            token = derive_browser_token(
+                client_key,
+                collections=collection,
+                origins=origin,
+                ttl=lifetime,
+                scopes=scope or ("search", "sayt"),
+                filter=filter_,
+            )
+        except ValueError as exc:
+            # The messages name the offending restriction, never the client key.
+            raise InvalidInput(str(exc)) from None
+    except SearchgateError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _private, public = derive_keypair(client_key)
+        claims = verify_browser_token(token, lambda _kid: public)
+        emit_json(
+            {
+                "token": token,
+                "keyId": claims.kid,
+                "expiresAt": claims.expires_at.isoformat(),
+                "scopes": sorted(claims.scopes),
+                "collections": sorted(claims.collections),
+                "origins": sorted(claims.origins),
+                "filter": claims.filter,
+            }
+        )
+        return
+    typer.echo(token)

@@ -8,9 +8,10 @@ from fastapi import FastAPI
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-# Importing the route modules fills the route table. The client-keys issue adds
-# Key Management here as routes_admin_keys (its navigation slot is in base.html).
+# Importing the route modules fills the route table (Key Management is
+# routes_admin_keys; its navigation link is in base.html).
 import searchgate.console.routes_account
+import searchgate.console.routes_admin_keys
 import searchgate.console.routes_admin_roles
 import searchgate.console.routes_admin_users
 import searchgate.console.routes_areas

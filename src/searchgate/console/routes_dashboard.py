@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from searchgate.console.routes_admin_keys import key_notices
 from searchgate.console.web import SIGNED_IN, Ctx, page
 from searchgate.permissions import Permission
 
@@ -29,4 +30,5 @@ def dashboard(ctx: Ctx) -> Response:
         changes=changes,
         summary=summary,
         my_mfa=services.mfa.status(actor.user_id or ""),
+        key_notices=key_notices(ctx),
     )

@@ -27,3 +27,13 @@ def load_or_create_pepper(secrets_dir: Path, configured: str | None) -> Pepper:
     if configured:
         return Pepper.from_secret(configured.encode("utf-8"))
     return Pepper.from_secret(load_or_create_secret(secrets_dir, "key-pepper"))
+
+
+def previous_peppers(secrets_dir: Path, configured: list[str]) -> list[Pepper]:
+    """Retiring peppers: from the setting, and from ``key-pepper.previous`` (one per
+    line) in the secrets folder."""
+    values = list(configured)
+    path = secrets_dir / "key-pepper.previous"
+    if path.exists():
+        values += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [Pepper.from_secret(v.encode("utf-8")) for v in values]

@@ -12,12 +12,12 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from searchgate.audit import Action, AuditLog
@@ -81,9 +81,13 @@ class KeyService:
         clock: Clock = utc_now,
         cache_seconds: float = 1.0,
         delete_quiet: timedelta = timedelta(minutes=15),
+        previous_peppers: Sequence[Pepper] = (),
     ) -> None:
         self.db = db
         self.pepper = pepper
+        # Peppers being retired: a key stored under one still verifies and is re-hashed
+        # under the current pepper on its first use (docs/keys.md, "Rotating the pepper").
+        self.previous_peppers = tuple(p for p in previous_peppers if p.id != pepper.id)
         self.audit = audit
         self.clock = clock
         self.cache_seconds = cache_seconds
@@ -131,12 +135,67 @@ class KeyService:
         expiry aside); the old key keeps working and is marked as the one to retire."""
         self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_NEW_PRIMARY)
         with self.db.write() as s:
-            current = self._primary_row(s)
-            if current is None:
-                raise NotFound("there is no primary key to replace; create a key first")
-            created = self._successor(s, actor, current, name, Action.KEY_NEW_PRIMARY, {})
+            created = self.new_primary_in(s, actor, name)
         self.forget_cache()
         return created
+
+    # The three ``*_in`` methods work inside the caller's transaction, so that a key
+    # rotation records its own state in the same commit as the key change (a crash can
+    # never leave a new key the rotation does not know about). The caller authorizes
+    # and calls ``forget_cache()`` after the commit.
+
+    def new_primary_in(
+        self,
+        s: Session,
+        actor: Actor,
+        name: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> CreatedKey:
+        current = self._primary_row(s)
+        if current is None:
+            raise NotFound("there is no primary key to replace; create a key first")
+        return self._successor(s, actor, current, name, Action.KEY_NEW_PRIMARY, details or {})
+
+    def restore_primary_in(self, s: Session, actor: Actor, key_id: str) -> KeyInfo:
+        """Make ``key_id`` the usable primary again (enabled, no longer retiring)."""
+        row = self._find(s, key_id)
+        if row.disabled_at is not None:
+            was = row.disabled_reason
+            row.disabled_at = None
+            row.disabled_reason = None
+            self.audit.record(
+                s, actor, Action.KEY_ENABLE, target=row.id, details={"wasDisabledFor": was}
+            )
+        current = self._primary_row(s)
+        if current is None or current.id != row.id:
+            replaced = self._make_primary(s, row, current)
+            s.flush()
+            self.audit.record(
+                s,
+                actor,
+                Action.KEY_UPDATE,
+                target=row.id,
+                details={"primary": True, "replaces": replaced.id if replaced else None},
+            )
+        row.retiring_since = None
+        return info_of(row)
+
+    def retract_in(self, s: Session, actor: Actor, key_id: str, reason: str) -> KeyInfo:
+        """Delete a key that was never handed out (its secret was lost or the rotation
+        that made it was rolled back): no name to type, no quiet period. Refuses the
+        primary key: restore the previous one first."""
+        row = self._find(s, key_id)
+        if row.is_primary:
+            raise Conflict(f"key {row.name!r} is the primary key; restore the previous one first")
+        row.deleted_at = self.clock()
+        self.audit.record(
+            s,
+            actor,
+            Action.KEY_DELETE,
+            target=row.id,
+            details={**self._describe(row), "forced": True, "reason": reason[:REASON_MAX]},
+        )
+        return info_of(row)
 
     def roll(
         self, actor: Actor, id_or_name: str, expires_in: timedelta, name: str | None = None
@@ -397,11 +456,11 @@ class KeyService:
         """Anyone holding a leaked key can switch it off: holding it is the proof."""
         if check_key_format(presented) is not None:
             return None
-        digest = self.pepper.digest(presented)
+        digests = [p.digest(presented) for p in (self.pepper, *self.previous_peppers)]
         with self.db.write() as s:
             row = s.scalar(
                 select(ClientKeyRow).where(
-                    ClientKeyRow.digest == digest, ClientKeyRow.deleted_at.is_(None)
+                    ClientKeyRow.digest.in_(digests), ClientKeyRow.deleted_at.is_(None)
                 )
             )
             if row is None:
@@ -522,7 +581,39 @@ class KeyService:
             row = s.scalar(select(ClientKeyRow).where(ClientKeyRow.digest == digest))
             return info_of(row) if row is not None else None
 
-        return self._cached(digest, load)
+        info = self._cached(digest, load)
+        if info is None and self.previous_peppers:
+            info = self._rehash(presented, digest)
+            if info is not None:
+                self.forget_cache()
+        return info
+
+    def _rehash(self, presented: str, digest: bytes) -> KeyInfo | None:
+        """A key stored under a retiring pepper moves to the current one."""
+        for old in self.previous_peppers:
+            with self.db.write() as s:
+                row = s.scalar(
+                    select(ClientKeyRow).where(
+                        ClientKeyRow.digest == old.digest(presented),
+                        ClientKeyRow.pepper_id == old.id,
+                    )
+                )
+                if row is not None:
+                    row.digest = digest
+                    row.pepper_id = self.pepper.id
+                    return info_of(row)
+        return None
+
+    def pepper_counts(self) -> dict[str, int]:
+        """Keys (tombstones included) per pepper id: a retiring pepper can be dropped
+        from the configuration once no live key uses it."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(ClientKeyRow.pepper_id, func.count())
+                .where(ClientKeyRow.deleted_at.is_(None))
+                .group_by(ClientKeyRow.pepper_id)
+            ).all()
+        return {str(pid): int(n) for pid, n in rows}
 
     def by_public_key_id(self, kid: str) -> KeyInfo | None:
         """The parent key of a browser token, by the fingerprint of its public half."""

@@ -171,8 +171,12 @@ class AwsSecretsManagerStore:
             secrets=(value, body),
         )
         new_id = str(resp["VersionId"])
-        self._promote(new_id, current)
-        self._drop_pending(new_id)
+        try:
+            self._promote(new_id, current)
+        finally:
+            # Promoted or orphaned by a conflict, the new version must not look like a
+            # rotation in progress to other tools.
+            self._drop_pending(new_id)
         return self._written(new_id)
 
     def restore(self, version: str, expected_version: str) -> SecretVersion:
@@ -349,7 +353,8 @@ class AwsSecretsManagerStore:
         msg = f"{where}: could not {what}: {code or f'HTTP {status}'} ({detail or 'no detail'})"
         if code == "ResourceNotFoundException":
             return StoreNotFound(msg)
-        if code in _DENIED:
+        # moto answers IAM refusals with an XML body that botocore parses as code "403".
+        if code in _DENIED or status == 403:
             return StorePermissionDenied(
                 msg + "; the IAM policy needs secretsmanager:GetSecretValue, PutSecretValue, "
                 "UpdateSecretVersionStage, DescribeSecret (and CreateSecret for a new secret)"

@@ -264,10 +264,17 @@ class VaultStore:
                 f"`vault secrets enable -path={self.mount} kv-v2`"
             )
         data_path = f"{self.mount}/data/{self.secret_path}"
-        caps = self._call(
-            "check the token's capabilities",
-            lambda: self._client.sys.get_capabilities(paths=[data_path]),
-        )
+        try:
+            caps = self._call(
+                "check the token's capabilities",
+                lambda: self._client.sys.get_capabilities(paths=[data_path]),
+            )
+        except StorePermissionDenied:
+            raise StorePermissionDenied(
+                f"{self.location}: the token may not ask Vault for its own capabilities, so "
+                "write access cannot be checked; give it the `default` policy or "
+                'path "sys/capabilities-self" { capabilities = ["update"] }'
+            ) from None
         granted = set((caps.get("data") or caps).get(data_path) or [])
         if "root" in granted:
             return

@@ -1,0 +1,126 @@
+"""What the server side and the runner share: step names, options and durations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from searchgate.errors import InvalidInput
+
+# The six steps, in order; a rotation's ``step`` is the number of the last one done.
+STEPS: tuple[str, ...] = (
+    "preconditions",
+    "create-key",
+    "store-write",
+    "verify",
+    "drain",
+    "confirm",
+)
+STEP_TITLES: dict[str, str] = {
+    "preconditions": "check the caller, the store and the current key",
+    "create-key": "create a new primary key (the old one keeps working)",
+    "store-write": "write the new key to the secret store (check-and-set)",
+    "verify": "verify the new key and wait for the systems to move",
+    "drain": "drain, disable (probation) and delete the old key",
+    "confirm": "confirm the new key works and the old one is refused",
+}
+
+# The runner names itself so in X-Searchgate-System: its own checks with the old and
+# the new key are not mistaken for a system that still has to move.
+ROTATION_SYSTEM = "searchgate-rotation"
+
+RUNNING = "running"
+FAILED = "failed"  # stopped by an error; still holds the lock: re-run or abort
+FINISHED = "finished"
+ABORTED = "aborted"
+UNFINISHED = (RUNNING, FAILED)
+
+
+def step_number(name: str) -> int:
+    """1 to 6 for a step name or number (``"3"``); InvalidInput otherwise."""
+    if name.isdigit() and 1 <= int(name) <= len(STEPS):
+        return int(name)
+    if name in STEPS:
+        return STEPS.index(name) + 1
+    raise InvalidInput(
+        f"unknown step {name!r}: one of {', '.join(STEPS)} (or 1 to 6)", field="step"
+    )
+
+
+def step_name(number: int) -> str:
+    return STEPS[number - 1] if 1 <= number <= len(STEPS) else "start"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str, field: str = "duration") -> timedelta:
+    """``"90d"``, ``"15m"``, ``"30s"``, ``"2h"``, ``"500ms"`` as a timedelta."""
+    m = _DURATION.match(text or "")
+    if m is None:
+        raise InvalidInput(
+            f"{field}: {text!r} is not a duration; write a number and a unit, like 90d, "
+            "2h, 15m, 30s or 500ms",
+            field=field,
+        )
+    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
+def format_duration(d: timedelta | float) -> str:
+    seconds = d.total_seconds() if isinstance(d, timedelta) else float(d)
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}s"
+    minutes, sec = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s" if sec else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    return f"{hours // 24}d"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The waits of a rotation, fixed when it starts (a resumed run keeps them)."""
+
+    quiet: timedelta = timedelta(minutes=15)
+    probation: timedelta = timedelta(minutes=5)
+    move_timeout: timedelta = timedelta(minutes=30)
+
+    LIMIT = timedelta(days=7)
+
+    def __post_init__(self) -> None:
+        for name in ("quiet", "probation", "move_timeout"):
+            value: timedelta = getattr(self, name)
+            if not timedelta(0) <= value <= self.LIMIT:
+                raise InvalidInput(
+                    f"{name.replace('_', ' ')} is between 0 and 7 days, not {value}",
+                    field=_CAMEL[name],
+                )
+
+    def to_dict(self) -> dict[str, float]:
+        return {_CAMEL[k]: getattr(self, k).total_seconds() for k in _CAMEL}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Timing:
+        values: dict[str, timedelta] = {}
+        for name, camel in _CAMEL.items():
+            raw = d.get(camel)
+            if raw is None:
+                continue
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                raise InvalidInput(f"{camel} is a number of seconds", field=camel)
+            values[name] = timedelta(seconds=float(raw))
+        return cls(**values)
+
+
+_CAMEL = {
+    "quiet": "quietSeconds",
+    "probation": "probationSeconds",
+    "move_timeout": "moveTimeoutSeconds",
+}
