@@ -46,8 +46,9 @@ import orjson
 from starlette.requests import Request
 
 from bench import load, queries
+from bench.auth_report import MODES, show
 from bench.catalog import products, write_direct
-from bench.common import REPO, console, machine, now_iso, scrub_environment, table, write_result
+from bench.common import REPO, console, machine, now_iso, scrub_environment, write_result
 from bench.raw import copy_slots
 from bench.server import Server, fresh_dir, make_key
 from searchgate.api import auth
@@ -56,21 +57,7 @@ from searchgate.keys.scopes import Scope
 from searchgate.keys.usage import UsageQueries, UsageTracker, outcome_for
 from searchgate.runtime import build_services
 
-TARGET_OVERHEAD = 0.03
-MODES = ("real", "noop")
 SCHEDULES = ("alternate", "together")
-RUN_COLUMNS = [
-    "schedule",
-    "round",
-    "auth",
-    "req/s",
-    "p50 ms",
-    "p99 ms",
-    "errors",
-    "CPU ms/req",
-    "other CPU s",
-]
-MEDIAN_FIELDS = ("runs", "requests_per_s", "p50_ms", "p99_ms", "cpu_ms_per_request")
 FULL: dict[str, Any] = {"records": 100_000, "duration": 3.0, "rounds": 8, "sample": 1000}
 QUICK: dict[str, Any] = {"records": 5000, "duration": 1.0, "rounds": 2, "sample": 200}
 
@@ -395,80 +382,6 @@ def usage_check(
         "systems": systems,
         "ok": counted >= measured,
     }
-
-
-def show(results: dict[str, Any]) -> None:
-    console.print(
-        table(
-            "Runs (in the order measured)",
-            RUN_COLUMNS,
-            [
-                (
-                    r["schedule"],
-                    r["round"] + 1,
-                    r["mode"],
-                    r["requests_per_s"],
-                    r["p50_ms"],
-                    r["p99_ms"],
-                    r["errors"],
-                    r["cpu_ms_per_request"],
-                    r["cpu"].get("other_cpu_s"),
-                )
-                for r in results["runs"]
-            ],
-        )
-    )
-    summary = results.get("summary")
-    if not summary:
-        return
-    medians, overhead = [], []
-    for schedule, s in summary.items():
-        medians += [(schedule, m, *(s[m][k] for k in MEDIAN_FIELDS)) for m in MODES]
-        o = s["overhead"]
-        verdict = "met" if o["throughput_paired_median"] <= TARGET_OVERHEAD else "MISSED"
-        overhead += [
-            (
-                f"{schedule}: throughput, median of rounds",
-                f"{o['throughput_paired_median']:+.1%} ({verdict})",
-            ),
-            (f"{schedule}: per round", ", ".join(f"{x:+.0%}" for x in o["throughput_paired"])),
-            (f"{schedule}: CPU per request", f"{o['cpu_per_request_paired_median']:+.1%}"),
-            (f"{schedule}: added median latency", f"{o['p50_ms_added']:+.2f} ms"),
-        ]
-    c = results["in_process"]
-    overhead.append(
-        (
-            "in process: authenticate + record",
-            f"{c['authenticate_us']:.1f} + {c['record_us']:.1f} us per request = "
-            f"{c['share']:.1%} of the no-op server's CPU per request",
-        )
-    )
-    u = results["usage_check"]
-    overhead.append(
-        (
-            "usage counted by the real server",
-            f"{u['counted']:,} requests (>= {u['measured_real_requests']:,} measured: "
-            f"{'yes' if u['ok'] else 'NO'})",
-        )
-    )
-    console.print(
-        table(
-            "Medians",
-            ["schedule", "auth", "runs", "req/s", "p50 ms", "p99 ms", "CPU ms/req"],
-            medians,
-        )
-    )
-    console.print(
-        table(
-            f"Authentication overhead, real vs no-op (target <= {TARGET_OVERHEAD:.0%})",
-            ["measure", "value"],
-            overhead,
-        )
-    )
-    console.print(
-        "A negative overhead means the real server happened to be faster. Other CPU s: "
-        "CPU time other processes of the machine used during the run (noise)."
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ from searchgate.indexer import NODE_LIVE_SECONDS, Indexer
 from searchgate.keys.hashing import load_or_create_pepper, previous_peppers
 from searchgate.keys.ratelimit import CachedCount, RateLimiter
 from searchgate.keys.service import KeyService
-from searchgate.keys.usage import UsageTracker
+from searchgate.keys.usage import UsageQueries, UsageTracker
 from searchgate.migrations import upgrade
 from searchgate.search.querylog import QueryLog
 from searchgate.search.sayt import SaytService
@@ -87,20 +87,23 @@ def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_
     sessions = SessionService(db, audit, pepper, session_policy, mfa_policy, clock)
     mfa = MfaService(db, audit, pepper, clock)
     catalog = CatalogService(db, settings.limits, audit)
+    keys = KeyService(
+        db,
+        pepper,
+        audit,
+        clock,
+        settings.key_cache_seconds,
+        timedelta(minutes=settings.key_delete_quiet_minutes),
+        previous_peppers(settings.secrets_dir, settings.key_pepper_previous),
+    )
+    # Deletion's quiet-period check names every system that used the key recently.
+    keys.recent_systems = UsageQueries(db, clock).recent_systems
     return Services(
         settings=settings,
         db=db,
         catalog=catalog,
         areas=AreaService(db, audit, on_rename=RoleService.rename_area),
-        keys=KeyService(
-            db,
-            pepper,
-            audit,
-            clock,
-            settings.key_cache_seconds,
-            timedelta(minutes=settings.key_delete_quiet_minutes),
-            previous_peppers(settings.secrets_dir, settings.key_pepper_previous),
-        ),
+        keys=keys,
         audit=audit,
         passwords=passwords,
         roles=roles,

@@ -88,6 +88,7 @@ def test_the_form_preselects_no_scope_and_names_each_bad_field(
         ({**FORM, "ip_ranges": "10.0.0.0/33"}, "ip_ranges", "CIDR"),
         ({**FORM, "origins": "shop.example"}, "origins", "https://shop.example"),
         ({**FORM, "rate_limit": "fast"}, "rate_limit", "whole number"),
+        ({**FORM, "rate_limit": "²"}, "rate_limit", "whole number"),
         ({**FORM, "rate_limit": "0"}, "rate_limit", "between 1 and"),
         ({**FORM, "expires_at": "2001-01-01T00:00"}, "expires_at", "in the future"),
         ({**FORM, "expires_at": "soon"}, "expires_at", "ISO 8601"),
@@ -185,6 +186,8 @@ def test_roll_makes_a_copy_and_schedules_the_old_key_s_expiry(
     old = rt.services.keys.create(SYSTEM, "feed", frozenset({Scope.RECORDS_WRITE})).info
     page = f"/admin/keys/{old.id}"
     r = post(client, f"{page}/roll", {"hours": "721", "seen": "current"}, page=page)
+    assert r.status_code == 400 and "0 to 720" in error_for(r.text, "hours")
+    r = post(client, f"{page}/roll", {"hours": "²", "seen": "current"}, page=page)
     assert r.status_code == 400 and "0 to 720" in error_for(r.text, "hours")
     r = post(
         client, f"{page}/roll", {"hours": "2", "roll_name": "feed", "seen": "current"}, page=page

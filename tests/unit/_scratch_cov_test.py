@@ -8,18 +8,19 @@ from tests.unit.test_key_lifecycle_state import KeyLifecycle, MACHINE_SETTINGS, 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cov(backend, monkeypatch):
     counts = collections.Counter()
-    for name in ["create","new_primary","make_primary","disable","enable","roll","delete","update","record_use"]:
-        f = getattr(svc.KeyService, name)
-        def wrap(self, *a, __f=f, __n=name, **k):
-            try:
-                r = __f(self, *a, **k)
-            except Exception as e:
-                counts[(__n, type(e).__name__)] += 1
-                raise
-            counts[(__n, "ok")] += 1
-            if __n == "delete" and not self.list(): counts["deleted-last"] += 1
-            return r
-        monkeypatch.setattr(svc.KeyService, name, wrap)
+    f = svc.KeyService.delete
+    def wrap(self, actor, key, confirm, force=False):
+        p = self.primary()
+        n = len(self.list())
+        try:
+            f(self, actor, key, confirm, force)
+            r = "ok"
+        except Exception as e:
+            r = type(e).__name__
+            raise
+        finally:
+            counts[("primary" if p and p.id == key else "other", n > 1, force, r)] += 1
+    monkeypatch.setattr(svc.KeyService, "delete", wrap)
     KeyLifecycle.backend = backend
     run_state_machine_as_test(KeyLifecycle, settings=MACHINE_SETTINGS)
     for k, v in sorted(counts.items(), key=str): print(k, v)

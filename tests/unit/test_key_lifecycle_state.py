@@ -172,6 +172,14 @@ class KeyLifecycle(RuleBasedStateMachine):
         assert created_id not in self.expected
         self.expected[created_id] = Expected(created_id, name, secret, scopes)
 
+    def record_use(self, k: Expected) -> None:
+        """What the usage flusher writes after a request: it makes the delete quiet
+        period bite."""
+        now = self.clock()
+        with self.services.db.write() as s:
+            self.keys.record_use(s, k.id, now, "203.0.113.9", "state-machine")
+        k.last_used = now
+
     def becomes_primary(self, key_id: str) -> None:
         if self.primary is not None and self.primary != key_id:
             self.expected[self.primary].retiring = True
@@ -266,15 +274,29 @@ class KeyLifecycle(RuleBasedStateMachine):
         self.clock.advance(minutes=minutes)
 
     @precondition(lambda self: bool(self.live()))
-    @rule(data=st.data(), force=st.booleans(), right_name=st.booleans())
-    def delete(self, data: st.DataObject, force: bool, right_name: bool) -> None:
-        k = data.draw(st.sampled_from(self.live()), label="key")
+    @rule(
+        data=st.data(),
+        the_primary=st.booleans(),
+        just_used=st.booleans(),
+        force=st.booleans(),
+    )
+    def delete(
+        self, data: st.DataObject, the_primary: bool, just_used: bool, force: bool
+    ) -> None:
+        # The primary and recently used keys are the interesting targets (the service
+        # refuses them); a uniform pick would rarely reach them.
+        if the_primary and self.primary is not None:
+            k = self.expected[self.primary]
+        else:
+            k = data.draw(st.sampled_from(self.live()), label="key")
+        if just_used:
+            self.record_use(k)
         now = self.clock()
-        if not right_name:
-            with pytest.raises(InvalidInput) as wrong:
-                self.keys.delete(SYSTEM, k.id, k.name + " typo", force=True)
-            assert wrong.value.field == "confirmName"
-            return
+        # A wrong confirmation is refused first, whatever else holds (and changes nothing:
+        # the invariants run after this step too).
+        with pytest.raises(InvalidInput) as wrong:
+            self.keys.delete(SYSTEM, k.id, k.name + " typo", force=True)
+        assert wrong.value.field == "confirmName"
         in_use = k.last_used is not None and k.last_used >= now - QUIET
         others = [o for o in self.live() if o.id != k.id]
         if in_use and not force:
@@ -291,6 +313,16 @@ class KeyLifecycle(RuleBasedStateMachine):
         k.deleted = True
         if self.primary == k.id:
             self.primary = None
+
+    @precondition(lambda self: 0 < len(self.live()) <= 2)
+    @rule()
+    def delete_every_key(self) -> None:
+        """Reaches the state without any key: the primary goes last, as it must."""
+        assert self.primary is not None
+        for k in sorted(self.live(), key=lambda e: e.id == self.primary):
+            self.keys.delete(SYSTEM, k.id, k.name, force=True)
+            k.deleted = True
+        self.primary = None
 
     @precondition(lambda self: bool(self.gone()))
     @rule(
@@ -315,8 +347,9 @@ class KeyLifecycle(RuleBasedStateMachine):
     @rule(data=st.data(), own_scope=st.booleans())
     def use(self, data: st.DataObject, own_scope: bool) -> None:
         """A request with the key (deleted ones too), as api/auth.py checks it."""
-        keys = sorted(self.expected.values(), key=lambda e: e.id)
-        k = data.draw(st.sampled_from(keys), label="key")
+        # Creation order, never id order: ids are random, and a replayed example must
+        # draw the same key.
+        k = data.draw(st.sampled_from(list(self.expected.values())), label="key")
         choices = sorted(k.scopes) if own_scope else SCOPES
         scope = data.draw(st.sampled_from(choices), label="scope")
         now = self.clock()
@@ -324,10 +357,7 @@ class KeyLifecycle(RuleBasedStateMachine):
         assert info is not None and info.id == k.id
         assert admits(info, scope, now) == k.admits(scope, now)
         if admits(info, scope, now):
-            # What the usage flusher writes: it makes the delete quiet period bite.
-            with self.services.db.write() as s:
-                self.keys.record_use(s, k.id, now, "203.0.113.9", "state-machine")
-            k.last_used = now
+            self.record_use(k)
 
     # --- invariants ----------------------------------------------------------------
 

@@ -271,8 +271,10 @@ def test_abort_after_the_store_write_puts_the_old_key_back_everywhere(env: Env) 
 def test_abort_during_probation_enables_the_old_key_before_the_store_gets_it_back(
     env: Env,
 ) -> None:
+    follow = shop_follows_store(env)
+
     def crash_in_probation(event: RotationEvent) -> None:
-        shop_follows_store(env)(event)
+        follow(event)
         if event.kind == "waiting" and event.message.startswith("probation"):
             raise Stop
 
@@ -287,8 +289,10 @@ def test_abort_during_probation_enables_the_old_key_before_the_store_gets_it_bac
 
 
 def test_abort_is_refused_once_the_old_key_is_deleted(env: Env) -> None:
+    follow = shop_follows_store(env)
+
     def crash_after_5(event: RotationEvent) -> None:
-        shop_follows_store(env)(event)
+        follow(event)
         if event.kind == "step-done" and event.step == 5:
             raise Stop
 
@@ -303,8 +307,10 @@ def test_abort_is_refused_once_the_old_key_is_deleted(env: Env) -> None:
 def test_a_system_refused_during_probation_gets_the_old_key_back_and_stops_the_run(
     env: Env,
 ) -> None:
+    follow = shop_follows_store(env)
+
     def legacy_still_on_old_key(event: RotationEvent) -> None:
-        shop_follows_store(env)(event)
+        follow(event)
         if event.kind == "waiting" and event.message.startswith("probation"):
             env.use("legacy-batch", env.old_key)
 

@@ -86,11 +86,16 @@ def system_of(request: Request) -> str:
     return clean or "unknown"
 
 
+def _key_in_query(request: Request) -> bool:
+    names = {name.lower() for name in request.query_params}
+    return bool(names & _KEY_PARAMS or _KEY_IN_URL.search(request.url.query))
+
+
 def presented_key(request: Request, body_key: str | None = None) -> str | None:
     """The key from ``Authorization: Bearer``, ``X-Client-Key`` or the body's
     ``clientKey``; a key in the URL is refused so that it never lands in access logs."""
-    names = {name.lower() for name in request.query_params}
-    if names & _KEY_PARAMS or _KEY_IN_URL.search(request.url.query):
+    # Most calls carry no query string: skip building the parsed URL for them.
+    if request.scope.get("query_string") and _key_in_query(request):
         raise AuthError(
             400,
             "key_in_url",

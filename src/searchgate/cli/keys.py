@@ -103,8 +103,6 @@ def _services(data_dir: Path | None, as_json: bool) -> Iterator[Services]:
         services = build_services(settings_for(data_dir))
     except SearchgateError as exc:
         _fail(exc, as_json)
-    # Deleting a key asks which systems used it lately: the usage tables know them all.
-    services.keys.recent_systems = UsageQueries(services.db, services.keys.clock).recent_systems
     try:
         yield services
     except SearchgateError as exc:

@@ -270,7 +270,9 @@ def reindex(
 def show_settings(data_dir: Path | None = DataDir) -> None:
     """Print the effective settings (without secrets)."""
     settings = settings_for(data_dir)
-    data = settings.model_dump(mode="json", exclude={"key_pepper", "key_pepper_previous", "audit_key"})
+    data = settings.model_dump(
+        mode="json", exclude={"key_pepper", "key_pepper_previous", "audit_key"}
+    )
     data["database_url"] = settings.resolved_database_url.split("@")[-1]
     typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 

@@ -46,6 +46,7 @@ KEY_FIELDS = {
     "rateLimitPerMinute": "rate_limit",
 }
 _LIST_SPLIT = re.compile(r"[\s,]+")
+_WHOLE = re.compile(r"[0-9]{1,12}")
 
 # --- the traffic chart ---------------------------------------------------------------
 
@@ -145,7 +146,7 @@ def _usage(ctx: Ctx) -> UsageQueries:
     return UsageQueries(ctx.rt.services.db, ctx.rt.services.keys.clock)
 
 
-def _view(ctx: Ctx, info: KeyInfo, usage: UsageQueries, now: datetime) -> KeyView:
+def _view(info: KeyInfo, usage: UsageQueries, now: datetime) -> KeyView:
     chart = None
     if not info.deleted:
         chart = build_chart(usage.daily_by_system(info.id, CHART_DAYS), now.date())
@@ -162,7 +163,7 @@ def _seen_marker(info: KeyInfo) -> str:
 def keys(ctx: Ctx) -> Response:
     service, usage, now = ctx.rt.services.keys, _usage(ctx), _now(ctx)
     everything = service.list(include_deleted=True)
-    live = [_view(ctx, k, usage, now) for k in everything if not k.deleted]
+    live = [_view(k, usage, now) for k in everything if not k.deleted]
     live.sort(key=lambda v: (not v.info.primary, v.info.retiring_since is not None))
     tombstones = sorted(
         (k for k in everything if k.deleted),
@@ -221,6 +222,11 @@ def _new_page(ctx: Ctx, form: dict[str, object], errors: Errors) -> Response:
     )
 
 
+def _whole(text: str) -> int | None:
+    """A whole number typed in ASCII digits (``str.isdigit`` also accepts "²")."""
+    return int(text) if _WHOLE.fullmatch(text) else None
+
+
 def _items(text: str) -> list[str]:
     return [v for v in _LIST_SPLIT.split(text.strip()) if v]
 
@@ -228,7 +234,8 @@ def _items(text: str) -> list[str]:
 def _restrictions(form: dict[str, object], now: datetime) -> Restrictions:
     """The restriction fields as typed; InvalidInput names the service's field."""
     rate_text = str(form["rate_limit"])
-    if rate_text and not rate_text.isdigit():
+    rate = _whole(rate_text)
+    if rate_text and rate is None:
         raise InvalidInput(
             "the rate limit is a whole number of requests per minute", field="rateLimitPerMinute"
         )
@@ -238,7 +245,7 @@ def _restrictions(form: dict[str, object], now: datetime) -> Restrictions:
         expires_at=str(form["expires_at"]) or None,
         ip_ranges=_items(str(form["ip_ranges"])),
         origins=_items(str(form["origins"])),
-        rate_limit_per_minute=int(rate_text) if rate_text else None,
+        rate_limit_per_minute=rate,
     )
     if restrictions.expires_at is not None and restrictions.expires_at <= now:
         raise InvalidInput("the expiry must be in the future (UTC)", field="expiresAt")
@@ -306,7 +313,7 @@ def _detail_page(
         "admin_keys_detail.html",
         400 if errors else 200,
         title=info.name,
-        key=_view(ctx, info, usage, now),
+        key=_view(info, usage, now),
         systems=usage.systems(info.id),
         errors=errors,
         form=form or {"hours": str(DEFAULT_ROLL_HOURS), "roll_name": "", "reason": ""},
@@ -331,12 +338,13 @@ def roll(ctx: Ctx) -> Response:
     form["reason"] = ""
     if ctx.field("seen") != _seen_marker(info):
         return _stale(ctx)
-    if not form["hours"].isdigit() or int(form["hours"]) > MAX_ROLL_HOURS:
+    hours = _whole(form["hours"])
+    if hours is None or hours > MAX_ROLL_HOURS:
         message = f"Enter whole hours from 0 to {MAX_ROLL_HOURS} ({MAX_ROLL_DELAY.days} days)"
         return _detail_page(ctx, info, {"hours": message}, form)
     try:
         created = service.roll(
-            ctx.me.actor, info.id, timedelta(hours=int(form["hours"])), form["roll_name"] or None
+            ctx.me.actor, info.id, timedelta(hours=hours), form["roll_name"] or None
         )
     except SearchgateError as exc:
         fields = {"expiresInSeconds": "hours", "name": "roll_name"}

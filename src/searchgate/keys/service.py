@@ -491,9 +491,13 @@ class KeyService:
         self, s: Session, key_id: str, at: datetime, ip: str | None, system: str | None
     ) -> None:
         """Last use on the key row, in the usage flusher's transaction."""
+        # A late flush from another process must not move the last use back in time.
         s.execute(
             update(ClientKeyRow)
-            .where(ClientKeyRow.id == key_id)
+            .where(
+                ClientKeyRow.id == key_id,
+                (ClientKeyRow.last_used_at.is_(None)) | (ClientKeyRow.last_used_at < at),
+            )
             .values(last_used_at=at, last_ip=(ip or "")[:64] or None, last_system=system)
         )
 
