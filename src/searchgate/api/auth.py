@@ -114,20 +114,30 @@ def presented_key(request: Request, body_key: str | None = None) -> str | None:
     return body_key
 
 
+OPAQUE_ORIGIN = "null"
+
+
 def _origin(request: Request) -> str | None:
-    """The page's origin in normal form; "null" or a malformed one counts as none."""
+    """The page's origin in normal form; None when no page is named (a server).
+
+    An opaque ("null": a sandboxed frame, a data: page) or malformed Origin comes from
+    a browser all the same: it is OPAQUE_ORIGIN, which no origin rule lists, rather
+    than None, which would pass for a server."""
     origin = request.headers.get("origin")
-    if not origin or origin == "null":
+    if not origin or origin == OPAQUE_ORIGIN:
         # Browsers leave Origin out of same-origin GETs; the Referer still says the page.
         referer = request.headers.get("referer")
         if not referer:
-            return None
+            return OPAQUE_ORIGIN if origin else None
         parts = urlsplit(referer)
-        origin = f"{parts.scheme}://{parts.netloc}"
+        try:
+            return normalize_origin(f"{parts.scheme}://{parts.netloc}")
+        except InvalidInput:
+            return OPAQUE_ORIGIN if origin else None
     try:
         return normalize_origin(origin)
     except InvalidInput:
-        return None
+        return OPAQUE_ORIGIN
 
 
 def _token_claims(keys: KeyService, token: str) -> tuple[BrowserClaims, KeyInfo]:
@@ -197,7 +207,7 @@ def authenticate(
                 headers={"Retry-After": str(after)},
                 retryAfter=after,
             )
-    if origin is not None and request.headers.get("origin"):
+    if origin not in (None, OPAQUE_ORIGIN) and request.headers.get("origin"):
         request.state.cors_origin = request.headers["origin"]
     return Caller(
         key=info,

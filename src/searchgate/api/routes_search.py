@@ -13,6 +13,8 @@ from searchgate.api.deps import body_client_key, json_body, json_response, runti
 from searchgate.api.responses import JsonResponse
 from searchgate.errors import InvalidInput
 from searchgate.keys.scopes import Scope
+from searchgate.runtime import Runtime
+from searchgate.search.prefilter import parse_prefilter
 from searchgate.search.request import SearchRequest, parse_search_request
 
 router = APIRouter(tags=["search"])
@@ -23,13 +25,20 @@ def collection_of(body: Any) -> str:
     return name if isinstance(name, str) and name else "default"
 
 
-def with_forced_filter(req: SearchRequest, caller: Caller) -> SearchRequest:
+def with_forced_filter(rt: Runtime, req: SearchRequest, caller: Caller) -> SearchRequest:
     """A browser token's filter is ANDed with whatever the page asked for, so the
     browser can narrow the results further but never widen them."""
     forced = caller.forced_filter
     if not forced:
         return req
     asked = (req.pre_filter or "").strip()
+    settings = rt.engine.settings_of(req.collection) or rt.services.catalog.settings_of(
+        req.collection
+    )
+    if asked and settings is not None:
+        # The page's filter must be a whole expression on its own: "x) OR (y" would
+        # close the parenthesis around it and make "(forced AND x) OR y" of the text.
+        parse_prefilter(asked, settings, rt.services.settings.limits.max_prefilter_chars)
     req.pre_filter = f"({forced}) AND ({asked})" if asked else forced
     return req
 
@@ -55,7 +64,7 @@ async def search(request: Request) -> JsonResponse:
     )
     if not isinstance(body, dict):
         raise InvalidInput("the body is a JSON object", field="body")
-    req = with_forced_filter(parse_search_request(body), caller)
+    req = with_forced_filter(rt, parse_search_request(body), caller)
     # A search takes about a millisecond of CPU: handing it to a thread costs more than
     # it frees, so it runs on the event loop (processes, not threads, use the cores).
     return json_response(rt.search.search(req))
@@ -95,5 +104,5 @@ async def refinements(request: Request) -> JsonResponse:
     nav = body.get("navigationName")
     if not isinstance(nav, str) or not nav:
         raise InvalidInput("navigationName is required", field="navigationName")
-    req = with_forced_filter(parse_search_request(original), caller)
+    req = with_forced_filter(rt, parse_search_request(original), caller)
     return json_response(await run_in_threadpool(rt.search.refinements, req, nav))

@@ -41,7 +41,7 @@ from searchgate.rotation.store_ops import (
     write_new_key,
 )
 from searchgate.rotation.waits import WaitContext, wait_moved, wait_quiet, watch_probation
-from searchgate.secretstores import (
+from searchgate.secretstores.base import (
     SecretStore,
     StoreError,
 )

@@ -13,7 +13,7 @@ from searchgate.rotation.events import (
     RotationEvent,
     StoreFailed,
 )
-from searchgate.secretstores import (
+from searchgate.secretstores.base import (
     SecretStore,
     SecretVersion,
     StoreConflict,
