@@ -209,11 +209,15 @@ def test_failures_are_recorded_without_secrets(svc: RotationService) -> None:
     assert failed.status == "failed" and failed.last_error == "vault said [redacted]  no"
     log = svc.audit.query(SYSTEM, AuditFilter(outcome="failure")).events
     assert log[0].details["error"] == "vault said [redacted]  no"
+    # The failed run's hold is released: a re-run takes over at once.
+    assert failed.lease_expires_at is None
+    resumed = svc.start(SYSTEM, *STORE, TIMING)
+    assert resumed.info.id == started.info.id
     # The next completed step clears it.
     again = svc.complete_step(
         SYSTEM,
         started.info.id,
-        started.lease,
+        resumed.lease,
         "1",
         {"storeVersionBefore": "1", "storeKeyId": started.info.old_key_id},
     )

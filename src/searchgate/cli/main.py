@@ -172,6 +172,10 @@ def serve(
             console.print(f"Loaded {n} demo products into collection 'default'.")
         _demo_key(services, settings)
         _demo_admin(services, settings)
+        if settings.rotation_store_kind is None:
+            # The demo's key lives in the file store, so the rotation wizard uses it.
+            os.environ["SEARCHGATE_ROTATION_STORE_KIND"] = "file"
+            os.environ["SEARCHGATE_ROTATION_STORE_PATH"] = str(demo_store_path(settings).resolve())
     services.db.dispose()
     # Worker processes read their settings from the environment, like any deployment.
     os.environ["SEARCHGATE_DATA_DIR"] = str(settings.data_dir.resolve())

@@ -357,6 +357,10 @@ class RotationService:
             row.status = FAILED
             row.last_error = text
             row.updated_at = now
+            # The run that failed has stopped: a re-run or an abort need not wait for
+            # its hold to lapse.
+            row.lease_digest = None
+            row.lease_expires_at = None
             self.audit.record(
                 s,
                 actor,
