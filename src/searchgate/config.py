@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     key_max_age_days: int = Field(default=90, ge=1)
     # How often each server process writes its in-memory key usage counts.
     key_usage_flush_seconds: float = Field(default=2.0, gt=0)
+    # The secret store the console's rotation wizard writes the client key to: a kind
+    # (vault, aws or file) and its path, as for `searchgate rotate --store --path`. The
+    # store's credentials come from its usual variables (VAULT_ADDR, VAULT_TOKEN, the
+    # AWS SDK's), never from here. Unset: the wizard explains this, the CLI still works.
+    rotation_store_kind: str | None = None
+    rotation_store_path: str | None = None
     # Command Center accounts (docs/security.md). The audit key signs the change log's
     # MAC chain; like the pepper it comes from the secrets file when not given, and
     # must never be stored in the database.

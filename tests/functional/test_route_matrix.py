@@ -165,6 +165,12 @@ POLICY: list[tuple[str, str, Need]] = [
     ("GET", "/admin/keys/{key_id}/delete", Need.session("admin:keys:manage")),
     ("POST", "/admin/keys/{key_id}/delete", Need.session("admin:keys:manage")),
     # --- console: rotation wizard --------------------------------------------------------
+    ("GET", "/admin/rotation", Need.session("admin:keys:manage")),
+    ("GET", "/admin/rotation/progress", Need.session("admin:keys:manage")),
+    ("POST", "/admin/rotation/start", Need.session("admin:keys:manage")),
+    ("POST", "/admin/rotation/continue", Need.session("admin:keys:manage")),
+    ("GET", "/admin/rotation/abort", Need.session("admin:keys:manage")),
+    ("POST", "/admin/rotation/abort", Need.session("admin:keys:manage")),
     ("GET", "/admin/users", Need.session("admin:users:read")),
     ("GET", "/admin/users/new", Need.session("admin:users:manage")),
     ("POST", "/admin/users", Need.session("admin:users:manage")),

@@ -280,9 +280,7 @@ class KeyLifecycle(RuleBasedStateMachine):
         just_used=st.booleans(),
         force=st.booleans(),
     )
-    def delete(
-        self, data: st.DataObject, the_primary: bool, just_used: bool, force: bool
-    ) -> None:
+    def delete(self, data: st.DataObject, the_primary: bool, just_used: bool, force: bool) -> None:
         # The primary and recently used keys are the interesting targets (the service
         # refuses them); a uniform pick would rarely reach them.
         if the_primary and self.primary is not None:

@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 import searchgate.console.routes_account
 import searchgate.console.routes_admin_keys
 import searchgate.console.routes_admin_roles
+import searchgate.console.routes_admin_rotation
 import searchgate.console.routes_admin_users
 import searchgate.console.routes_areas
 import searchgate.console.routes_audit
@@ -21,6 +22,7 @@ import searchgate.console.routes_collections
 import searchgate.console.routes_dashboard
 import searchgate.console.routes_search
 import searchgate.console.routes_settings  # noqa: F401
+from searchgate.console import rotation_jobs
 from searchgate.console.web import ROUTES, make_endpoint
 
 STATIC = Path(__file__).parent / "static"
@@ -33,3 +35,5 @@ def install(app: FastAPI) -> None:
             Route(spec.path, make_endpoint(spec), methods=[spec.method], name=spec.name)
         )
     app.router.routes.append(Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC), name="static"))
+    # The rotation wizard's background run, stopped before the runtime shuts down.
+    rotation_jobs.install(app)

@@ -37,6 +37,9 @@ SAYT_SETTINGS_CACHE_SECONDS = 1.0
 NAV_VALUES_MAX = 5000
 # How many value words one typed prefix may visit: a one-letter prefix stops early.
 NAV_SCAN_MAX = 2000
+# With a browser token's fixed filter, candidate terms are checked against it one by
+# one: gather a few more than asked for, since some will not pass.
+FORCED_OVERSAMPLE = 3
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ class SaytService:
             )
         # Parsed before searching so that a malformed one is a 400 even on an empty index.
         filter = parse_refinements(req.refinements, settings, self.limits.max_refinements)
+        forced: Filter | None = None
         if req.pre_filter:
             forced = parse_prefilter(req.pre_filter, settings, self.limits.max_prefilter_chars)
             filter = And((forced, filter))
@@ -180,8 +184,8 @@ class SaytService:
         products: list[dict[str, Any]] = []
         if self.engine.has_collection(req.collection) and ws:
             open_end = req.query.endswith(" ")
-            terms = self._terms(req, ws, open_end)
-            navs = self._navigations(req, settings, ws)
+            terms = self._terms(req, ws, open_end, forced)
+            navs = self._navigations(req, settings, ws, forced)
             products = self._products(req, settings, public, ws, filter, sort)
             missing = (
                 (req.search_items and not terms)
@@ -192,8 +196,8 @@ class SaytService:
                 # A typo: what was asked for and not found, for the closest indexed words.
                 fixed = self._corrected(req.collection, ws)
                 if fixed is not None:
-                    terms = terms or self._terms(req, fixed, open_end)
-                    navs = navs or self._navigations(req, settings, fixed)
+                    terms = terms or self._terms(req, fixed, open_end, forced)
+                    navs = navs or self._navigations(req, settings, fixed, forced)
                     products = products or self._products(
                         req, settings, public, fixed, filter, sort
                     )
@@ -234,12 +238,18 @@ class SaytService:
                 out.append(w)
         return out if out != ws else None
 
-    def _terms(self, req: SaytRequest, ws: list[str], open_end: bool) -> list[dict[str, Any]]:
+    def _terms(
+        self, req: SaytRequest, ws: list[str], open_end: bool, forced: Filter | None = None
+    ) -> list[dict[str, Any]]:
         """What people searched that starts with the typed text, most searched first, then
-        completions of the last word among the records that match the earlier ones."""
-        limit = req.search_items
-        if limit == 0:
+        completions of the last word among the records that match the earlier ones.
+
+        With a browser token's fixed filter, only terms that find a record within it are
+        suggested: the vocabulary of the other records must not show through."""
+        wanted = req.search_items
+        if wanted == 0:
             return []
+        limit = wanted * FORCED_OVERSAMPLE if forced is not None else wanted
         typed = " ".join(ws) + (" " if open_end else "")
         found: dict[str, None] = {}
         for q, _n in self.query_log.completions(req.collection, typed, limit):
@@ -253,7 +263,10 @@ class SaytService:
                 found.setdefault(normalise(" ".join([*head, word])), None)
                 if len(found) >= limit:
                     break
-        values = list(found)[:limit]
+        values = list(found)
+        if forced is not None:
+            values = [v for v in values if self._finds_any(req.collection, v, forced)]
+        values = values[:wanted]
         if req.alphabetize:
             values.sort()
         return [
@@ -287,8 +300,32 @@ class SaytService:
         self._nav_values[key] = entry
         return entry
 
+    def _finds_any(self, collection: str, term: str, forced: Filter) -> bool:
+        plan = SearchPlan(text=TextQuery(words=tuple(words(term))), filter=forced, limit=1)
+        return bool(self.engine.search(collection, plan).hits)
+
+    def _values_within(self, collection: str, nav_name: str, forced: Filter) -> _NavValues:
+        """A navigation's values among the records a fixed filter lets through (not
+        cached: the filter is the token's, and tokens are many)."""
+        plan = SearchPlan(
+            text=None,
+            filter=forced,
+            limit=1,
+            facets=(FacetRequest(name=nav_name, kind="Value", size=NAV_VALUES_MAX),),
+        )
+        result = self.engine.search(collection, plan)
+        values = (
+            [v for v, _c in result.facets[nav_name].values] if nav_name in result.facets else []
+        )
+        index = sorted((w, pos) for pos, v in enumerate(values) for w in set(words(v)))
+        return _NavValues(0.0, -1, values, index)
+
     def _navigations(
-        self, req: SaytRequest, settings: CollectionSettings, ws: list[str]
+        self,
+        req: SaytRequest,
+        settings: CollectionSettings,
+        ws: list[str],
+        forced: Filter | None = None,
     ) -> list[dict[str, Any]]:
         if req.navigation_items == 0:
             return []
@@ -297,7 +334,12 @@ class SaytService:
             nav = settings.navigation(name)
             if nav is None or nav.type != "Value":
                 continue
-            matches = self._values_of(req.collection, name).matching(ws, req.navigation_items)
+            known = (
+                self._values_of(req.collection, name)
+                if forced is None
+                else self._values_within(req.collection, name, forced)
+            )
+            matches = known.matching(ws, req.navigation_items)
             if req.alphabetize:
                 matches.sort(key=fold)
             if matches:
