@@ -10,6 +10,7 @@ profiles.
 from __future__ import annotations
 
 import getpass
+import inspect
 import json
 import math
 import os
@@ -222,7 +223,7 @@ def rotate(
         raise typer.Exit(code)
 
 
-rotate.__doc__ = f"{rotate.__doc__}\n\n{EXIT_CODES_HELP}"
+rotate.__doc__ = f"{inspect.cleandoc(rotate.__doc__ or '')}\n\n{EXIT_CODES_HELP}"
 
 
 def _report(result: RunResult, as_json: bool) -> None:
