@@ -102,6 +102,11 @@ def test_a_rotation_step_by_step_over_the_api(
     failed = client.post(step, json={"lease": lease, "step": "verify", "error": "boom"}, headers=h)
     assert failed.json()["rotation"]["status"] == "failed"
     assert failed.json()["rotation"]["lastError"] == "boom"
+    # The failed run let go of the rotation: the next run takes it over at once.
+    resumed = client.post(ROT, json={"store": STORE}, headers=h)
+    assert resumed.status_code in (200, 201), resumed.text
+    assert resumed.json()["rotation"]["id"] == rid
+    lease = resumed.json()["lease"]
 
     aborted = client.post(f"{ROT}/{rid}/abort", json={"lease": lease, "reason": "test"}, headers=h)
     assert aborted.status_code == 200 and aborted.json()["rotation"]["status"] == "aborted"

@@ -166,19 +166,24 @@ class KeyService:
             self.audit.record(
                 s, actor, Action.KEY_ENABLE, target=row.id, details={"wasDisabledFor": was}
             )
-        current = self._primary_row(s)
-        if current is None or current.id != row.id:
-            replaced = self._make_primary(s, row, current)
-            s.flush()
-            self.audit.record(
-                s,
-                actor,
-                Action.KEY_UPDATE,
-                target=row.id,
-                details={"primary": True, "replaces": replaced.id if replaced else None},
-            )
+        self._promote(s, actor, row)
         row.retiring_since = None
         return info_of(row)
+
+    def _promote(self, s: Session, actor: Actor, row: ClientKeyRow) -> None:
+        """``row`` becomes the primary key (audited), unless it is already."""
+        current = self._primary_row(s)
+        if current is not None and current.id == row.id:
+            return
+        replaced = self._make_primary(s, row, current)
+        s.flush()
+        self.audit.record(
+            s,
+            actor,
+            Action.KEY_UPDATE,
+            target=row.id,
+            details={"primary": True, "replaces": replaced.id if replaced else None},
+        )
 
     def retract_in(self, s: Session, actor: Actor, key_id: str, reason: str) -> KeyInfo:
         """Delete a key that was never handed out (its secret was lost or the rotation
@@ -308,18 +313,7 @@ class KeyService:
         self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=id_or_name)
         with self.db.write() as s:
             row = self._find(s, id_or_name)
-            current = self._primary_row(s)
-            if current is not None and current.id == row.id:
-                return info_of(row)
-            replaced = self._make_primary(s, row, current)
-            s.flush()
-            self.audit.record(
-                s,
-                actor,
-                Action.KEY_UPDATE,
-                target=row.id,
-                details={"primary": True, "replaces": replaced.id if replaced else None},
-            )
+            self._promote(s, actor, row)
             info = info_of(row)
         self.forget_cache()
         return info

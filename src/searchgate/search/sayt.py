@@ -18,6 +18,7 @@ from searchgate.engines.base import (
     And,
     FacetRequest,
     Filter,
+    MatchAll,
     SearchPlan,
     SortKey,
     TextQuery,
@@ -286,8 +287,18 @@ class SaytService:
             entry = _NavValues(now + NAV_VALUES_CACHE_SECONDS, seq, hit.values, hit.index)
             self._nav_values[key] = entry
             return entry
+        read = self._read_values(collection, nav_name, MatchAll(), 0.0)
+        entry = _NavValues(now + NAV_VALUES_CACHE_SECONDS, seq, read.values, read.index)
+        self._nav_values[key] = entry
+        return entry
+
+    def _read_values(
+        self, collection: str, nav_name: str, filter: Filter, expires: float
+    ) -> _NavValues:
+        """A navigation's values, most frequent first, among the records ``filter`` keeps."""
         plan = SearchPlan(
             text=None,
+            filter=filter,
             limit=1,
             facets=(FacetRequest(name=nav_name, kind="Value", size=NAV_VALUES_MAX),),
         )
@@ -296,29 +307,15 @@ class SaytService:
             [v for v, _c in result.facets[nav_name].values] if nav_name in result.facets else []
         )
         index = sorted((w, pos) for pos, v in enumerate(values) for w in set(words(v)))
-        entry = _NavValues(now + NAV_VALUES_CACHE_SECONDS, seq, values, index)
-        self._nav_values[key] = entry
-        return entry
+        return _NavValues(expires, -1, values, index)
 
     def _finds_any(self, collection: str, term: str, forced: Filter) -> bool:
         plan = SearchPlan(text=TextQuery(words=tuple(words(term))), filter=forced, limit=1)
         return bool(self.engine.search(collection, plan).hits)
 
     def _values_within(self, collection: str, nav_name: str, forced: Filter) -> _NavValues:
-        """A navigation's values among the records a fixed filter lets through (not
-        cached: the filter is the token's, and tokens are many)."""
-        plan = SearchPlan(
-            text=None,
-            filter=forced,
-            limit=1,
-            facets=(FacetRequest(name=nav_name, kind="Value", size=NAV_VALUES_MAX),),
-        )
-        result = self.engine.search(collection, plan)
-        values = (
-            [v for v, _c in result.facets[nav_name].values] if nav_name in result.facets else []
-        )
-        index = sorted((w, pos) for pos, v in enumerate(values) for w in set(words(v)))
-        return _NavValues(0.0, -1, values, index)
+        """Not cached: the filter is the token's, and tokens are many."""
+        return self._read_values(collection, nav_name, forced, 0.0)
 
     def _navigations(
         self,
