@@ -550,9 +550,7 @@ class KeyService:
         with self._lock:
             self._cache.clear()
 
-    def _cached(
-        self, cache_key: str, load: Callable[[Session], KeyInfo | None]
-    ) -> KeyInfo | None:
+    def _cached(self, cache_key: str, load: Callable[[Session], KeyInfo | None]) -> KeyInfo | None:
         now = time.monotonic()
         hit = self._cache.get(cache_key)
         if hit is not None and hit[0] > now:
