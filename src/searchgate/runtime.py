@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from searchgate.accounts import (
     AuthService,
@@ -142,13 +142,7 @@ class Runtime:
         if not self.indexer.wait_for(seq, timeout):
             return False
         while True:
-            cutoff = datetime.now(UTC) - timedelta(seconds=NODE_LIVE_SECONDS)
-            with self.services.db.read() as s:
-                behind = s.scalar(
-                    select(func.count())
-                    .select_from(IndexNodeRow)
-                    .where(IndexNodeRow.heartbeat_at >= cutoff, IndexNodeRow.applied_seq < seq)
-                )
+            behind = count_live_nodes(self.services.db, IndexNodeRow.applied_seq < seq)
             if not behind:
                 return True
             if time.monotonic() >= deadline:
@@ -164,18 +158,23 @@ class Runtime:
         self.services.db.dispose()
 
 
-def live_processes(db: Database) -> int:
-    """Server processes that heartbeated recently: each enforces its share of a rate."""
+def count_live_nodes(db: Database, *where: ColumnElement[bool]) -> int:
+    """Server processes that heartbeated recently (and match ``where``)."""
     cutoff = datetime.now(UTC) - timedelta(seconds=NODE_LIVE_SECONDS)
     with db.read() as s:
         return int(
             s.scalar(
                 select(func.count())
                 .select_from(IndexNodeRow)
-                .where(IndexNodeRow.heartbeat_at >= cutoff)
+                .where(IndexNodeRow.heartbeat_at >= cutoff, *where)
             )
-            or 1
+            or 0
         )
+
+
+def live_processes(db: Database) -> int:
+    """Each live process enforces its share of a key's rate limit."""
+    return max(1, count_live_nodes(db))
 
 
 def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:

@@ -141,15 +141,20 @@ def _origin(request: Request) -> str | None:
 
 
 def _token_claims(keys: KeyService, token: str) -> tuple[BrowserClaims, KeyInfo]:
+    found: list[KeyInfo] = []
+
     def public_key_for(kid: str) -> bytes | None:
         parent = keys.by_public_key_id(kid)
-        return parent.public_key if parent is not None and not parent.deleted else None
+        if parent is None or parent.deleted:
+            return None
+        found.append(parent)
+        return parent.public_key
 
     try:
         claims = verify_browser_token(token, public_key_for)
     except BrowserTokenError as exc:
         raise AuthError(401, exc.code, exc.message) from None
-    info = keys.by_public_key_id(claims.kid)
+    info = found[-1] if found else None
     if info is None:
         raise AuthError(401, "token_invalid", "the browser token's parent key is unknown")
     return claims, info
