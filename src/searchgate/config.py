@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     password_iterations: int = Field(default=2, ge=2)
     token_max_days: int = Field(default=365, ge=1)
     indexer_poll_seconds: float = 0.05
+    # Uploads become searchable within this many seconds without ``?wait=true``;
+    # a request that waits makes them searchable at once (docs/operations.md).
+    index_commit_seconds: float = Field(default=1.0, ge=0, le=60)
     index_writer_heap_bytes: int = 256 * 1024 * 1024
     index_writer_threads: int = 2
     wait_timeout_seconds: float = 120.0

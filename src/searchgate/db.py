@@ -80,3 +80,17 @@ class Database:
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
+
+
+def executemany(s: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Runs ``sql`` (written with ``?`` placeholders) once per row through the driver.
+
+    Bulk uploads write two rows per record: going around the ORM's per-row parameter
+    processing halves the cost of a write. ``sql`` is never built from input.
+    """
+    if not rows:
+        return
+    conn = s.connection()
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    conn.exec_driver_sql(sql, rows)

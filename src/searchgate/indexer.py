@@ -18,13 +18,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from searchgate.catalog import changelog
 from searchgate.catalog.models import IndexNodeRow
-from searchgate.catalog.service import CatalogService
+from searchgate.catalog.service import CatalogService, CommittedBatch
 from searchgate.catalog.settings import CollectionSettings
 from searchgate.db import Database
 from searchgate.engines.tantivy.engine import TantivyEngine
@@ -40,6 +42,8 @@ NODE_LIVE_SECONDS = 10.0
 # rebuilding; older changes are pruned every PRUNE_SECONDS.
 RETAIN_CHANGES = 100_000
 PRUNE_SECONDS = 60.0
+# Batches handed over by this process's uploads, kept while an earlier change is missing.
+HANDOFF_BATCHES = 8
 
 
 class Indexer:
@@ -50,12 +54,21 @@ class Indexer:
         engine: TantivyEngine,
         node: str,
         poll_seconds: float = 0.05,
+        commit_seconds: float = 1.0,
     ) -> None:
         self.db = db
         self.catalog = catalog
         self.engine = engine
         self.node = node
         self.poll_seconds = poll_seconds
+        self.commit_seconds = commit_seconds
+        # The highest change someone waits for (``wait_for``), and since when changes
+        # applied here wait for a commit: the indexing thread commits at most every
+        # ``commit_seconds`` unless someone waits. Each commit ends tantivy segments
+        # that are merged later, so committing after every upload batch costs a fifth
+        # of the indexing throughput.
+        self._waiting = 0
+        self._dirty_since: float | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -75,6 +88,16 @@ class Indexer:
         self._not_before = 0
         # Collection -> change-log position of the snapshot its index was rebuilt from.
         self._rebuilt_at: dict[str, int] = {}
+        # Every change up to here is in the index writers, committed or not.
+        self._position = engine.applied_seq()
+        # Consecutive upserts of one collection, indexed together (one delete for all).
+        self._group: list[tuple[str, dict[str, Any], str]] = []
+        self._group_collection = ""
+        # Batches committed by this process, by first sequence number (see write_ended).
+        self._handoff: dict[int, CommittedBatch] = {}
+        # Held by an upload of this process from its start to its hand-over, and by
+        # the indexing thread while it builds documents (see ``write_started``).
+        self._feeding = threading.RLock()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -130,10 +153,15 @@ class Indexer:
         with self._work:
             self._settings.clear()
             self._rebuilt_at.clear()
+            self._outstanding.clear()
+            self._group.clear()
+            self._handoff.clear()
             try:
                 self.engine.reset()
             except Exception:
                 log.exception("could not reset the index writers")
+            self._position = self.engine.applied_seq()
+            self._dirty_since = None
 
     # --- state ---------------------------------------------------------------------
 
@@ -147,8 +175,9 @@ class Indexer:
     def wait_for(self, seq: int, timeout: float) -> bool:
         """True once change ``seq`` is searchable in this process's indexes."""
         deadline = time.monotonic() + timeout
-        self._wake.set()
         with self._applied:
+            self._waiting = max(self._waiting, seq)
+            self._wake.set()
             # Before the first pass the position read from disk may not belong to this
             # database (it is rebuilt then), so it proves nothing.
             while not self._ready.is_set() or self.engine.applied_seq() < seq:
@@ -162,7 +191,10 @@ class Indexer:
 
     def repair(self, progress: Progress | None = None) -> None:
         """Brings every index in line with the database after a start or a crash."""
-        with self._work:
+        with self._feeding, self._work:
+            if self._position != self.engine.applied_seq():
+                # Uncommitted changes are applied again below, or rebuilt over.
+                self._recover()
             with self.db.read() as s:
                 head = changelog.current_seq(s)
                 oldest = changelog.oldest_retained(s)
@@ -217,19 +249,53 @@ class Indexer:
 
         Commits at the end of the log, and during a long pass every ``CHUNK`` changes
         or so, always at a transaction boundary where the index matches the database.
+        The final commit waits for tantivy's indexing threads: it runs without holding
+        off this process's uploads.
         """
+        with self._feeding:
+            count = self._apply_log(progress)
         with self._work:
-            applied = self.engine.applied_seq()
+            position = self._position
+            if (
+                position > self.engine.applied_seq()
+                and self._at_boundary(position)
+                and self._commit_due()
+            ):
+                self._commit(position)
+            else:
+                self._heartbeat()
+        return count
+
+    def _commit_due(self) -> bool:
+        if (
+            threading.current_thread() is not self._thread
+            or self.commit_seconds <= 0
+            or not self._ready.is_set()
+        ):
+            # A one-off pass (reindex, tests) or the first pass after a start makes
+            # its changes searchable at once.
+            return True
+        if self._waiting > self.engine.applied_seq():
+            return True
+        now = time.monotonic()
+        if self._dirty_since is None:
+            self._dirty_since = now
+        return now - self._dirty_since >= self.commit_seconds
+
+    def _apply_log(self, progress: Progress | None) -> int:
+        with self._work:
+            self._take_handoff()
+            applied = self._position
             head = self.catalog.current_seq()
             if head <= applied:
-                self._heartbeat()
                 return 0
             self._settings.clear()
-            # This pass starts again from the last commit, where nothing was outstanding.
-            self._outstanding.clear()
             count = 0
-            uncommitted = 0
+            uncommitted = applied - self.engine.applied_seq()
             while True:
+                if self._handoff:
+                    self._take_handoff()
+                    applied = self._position
                 with self.db.read() as s:
                     changes = changelog.read_after(s, applied, CHUNK)
                 if not changes:
@@ -238,12 +304,11 @@ class Indexer:
                     # Sequence numbers have no gaps, so the log was pruned past this
                     # index (it was stopped, or stalled, for long): rebuild from records.
                     log.warning("change log pruned past this index; rebuilding")
-                    self._outstanding.clear()
                     self.repair()
                     return count
                 for ch in changes:
                     self._apply(ch)
-                    applied = ch.seq
+                    applied = self._position = ch.seq
                     count += 1
                     uncommitted += 1
                     if uncommitted >= CHUNK and self._consistent(ch):
@@ -251,26 +316,103 @@ class Indexer:
                         uncommitted = 0
                 if progress is not None:
                     progress(applied, max(head, applied))
-                if uncommitted and self._consistent(changes[-1]):
-                    self._commit(applied)
-                    uncommitted = 0
-                if len(changes) < CHUNK and not uncommitted:
+                if len(changes) < CHUNK:
                     break
+            self._flush_group()
             return count
+
+    # --- batches written by this process --------------------------------------------
+
+    def write_started(self) -> None:
+        """Holds off the indexing thread's document building until ``write_ended``.
+
+        Both are Python work, and tantivy releases the GIL at every document it is
+        given: run side by side, the indexing thread would wait for the GIL at every
+        document while the upload is validated.
+        """
+        self._feeding.acquire()
+
+    def write_ended(self, batch: CommittedBatch | None) -> None:
+        """Indexes a batch this process just committed, from the records it holds: it
+        need not be read back from the database. The indexing thread commits it (or,
+        when an earlier change is missing, reads it from the database like any other).
+        """
+        try:
+            if batch is not None:
+                with self._work:
+                    self._handoff[batch.first_seq] = batch
+                    self._take_handoff()
+        finally:
+            self._feeding.release()
+            self._wake.set()
+
+    def _take_handoff(self) -> None:
+        """Applies the handed-over batches that continue the log from ``_position``."""
+        while True:
+            batch = self._handoff.pop(self._position + 1, None)
+            if batch is None or not self._apply_batch(batch):
+                break
+            self._position = batch.last_seq
+        for first in [f for f in self._handoff if f <= self._position]:
+            del self._handoff[first]
+        while len(self._handoff) > HANDOFF_BATCHES:
+            del self._handoff[min(self._handoff)]
+
+    def _apply_batch(self, batch: CommittedBatch) -> bool:
+        """False, with nothing applied, when the batch needs the general path."""
+        self._flush_group()
+        name = batch.collection
+        rebuilt = self._rebuilt_at.get(name)
+        if rebuilt is not None:
+            if batch.last_seq <= rebuilt:
+                return True
+            del self._rebuilt_at[name]
+        # After a clear, or in an index just created, no document of these ids is left
+        # to replace.
+        fresh = batch.replaced
+        if batch.created and not self.engine.prepare(name, batch.settings):
+            self.engine.rebuild(name, batch.settings, [])
+            fresh = True
+        elif not self.engine.prepare(name, batch.settings):
+            return False
+        self._settings[name] = batch.settings
+        if batch.replaced:
+            self._resolve_all(name)
+            self.engine.clear(name)
+        elif self._outstanding:
+            for record_id, _record, _source in batch.records:
+                self._outstanding.discard((name, record_id))
+        self.engine.upsert_many(name, batch.records, replace=not fresh)
+        return True
+
+    def _at_boundary(self, seq: int) -> bool:
+        return seq >= self._not_before and not self._outstanding
 
     def _consistent(self, ch: changelog.Change) -> bool:
         """Whether the index, with every change up to ``ch`` applied, matches the
         database as it was when ``ch``'s transaction committed."""
-        return ch.seq == ch.batch_end and ch.seq >= self._not_before and not self._outstanding
+        return ch.seq == ch.batch_end and self._at_boundary(ch.seq)
 
     def _commit(self, seq: int) -> None:
+        self._flush_group()
         with self._applied:
             self.engine.commit(seq)
             self._applied.notify_all()
+        self._position = seq
+        self._dirty_since = None
         self._heartbeat(force=True)
+
+    def _flush_group(self) -> None:
+        if self._group:
+            group, self._group = self._group, []
+            self.engine.upsert_many(self._group_collection, group)
 
     def _apply(self, ch: changelog.Change) -> None:
         name = ch.collection
+        if self._group and (
+            ch.op != changelog.OP_UPSERT or ch.data is None or name != self._group_collection
+        ):
+            self._flush_group()
         rebuilt = self._rebuilt_at.get(name)
         if rebuilt is not None:
             if ch.seq <= rebuilt:
@@ -303,7 +445,10 @@ class Indexer:
                 self._outstanding.add(key)
             else:
                 self._outstanding.discard(key)
-                self.engine.upsert(name, ch.record_id, ch.data)
+                # Only the change that wrote a record's current version carries its
+                # data, so the ids of a group are distinct.
+                self._group_collection = name
+                self._group.append((ch.record_id, orjson.loads(ch.data), ch.data))
         elif ch.op == changelog.OP_DELETE and ch.record_id is not None:
             self._outstanding.discard((name, ch.record_id))
             self.engine.delete(name, ch.record_id)

@@ -184,7 +184,15 @@ def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
     engine = TantivyEngine(slot, settings.index_writer_heap_bytes, settings.index_writer_threads)
     node = f"{socket.gethostname()}:{os.getpid()}:{slot.name}"
     services.keys.limiter = RateLimiter(CachedCount(lambda: live_processes(services.db)))
-    indexer = Indexer(services.db, services.catalog, engine, node, settings.indexer_poll_seconds)
+    indexer = Indexer(
+        services.db,
+        services.catalog,
+        engine,
+        node,
+        settings.indexer_poll_seconds,
+        settings.index_commit_seconds,
+    )
+    services.catalog.listener = indexer
     query_log = QueryLog(services.db)
     search = SearchService(
         engine,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from searchgate.catalog.models import ChangeCounter, ChangeRow, RecordRow
+from searchgate.db import executemany
 
 OP_UPSERT = "upsert"
 OP_DELETE = "delete"
@@ -50,12 +51,11 @@ def append(s: Session, collection: str, ops: Sequence[tuple[str, str | None]]) -
         return current_seq(s)
     first = allocate(s, len(ops))
     last = first + len(ops) - 1
-    rows = [
-        {"seq": first + i, "batch_end": last, "collection": collection, "op": op, "record_id": rid}
-        for i, (op, rid) in enumerate(ops)
-    ]
-    for start in range(0, len(rows), 5000):
-        s.execute(insert(ChangeRow), rows[start : start + 5000])
+    executemany(
+        s,
+        "INSERT INTO changes (seq, batch_end, collection, op, record_id) VALUES (?, ?, ?, ?, ?)",
+        [(first + i, last, collection, op, rid) for i, (op, rid) in enumerate(ops)],
+    )
     return last
 
 

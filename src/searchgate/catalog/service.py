@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import delete, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from searchgate.audit import AuditLog
@@ -25,7 +24,7 @@ from searchgate.catalog.validation import (
     validate_record,
 )
 from searchgate.config import Limits
-from searchgate.db import Database
+from searchgate.db import Database, executemany
 from searchgate.errors import InvalidInput, LimitExceeded, NotFound, UploadRejected
 from searchgate.permissions import Actor
 
@@ -61,6 +60,31 @@ class WriteResult:
     created_collection: bool = False
 
 
+@dataclass(frozen=True)
+class CommittedBatch:
+    """One committed upsert transaction, handed to this process's indexer so that it
+    need not read back from the database what it was just given."""
+
+    collection: str
+    settings: CollectionSettings
+    first_seq: int
+    last_seq: int
+    created: bool
+    replaced: bool
+    # (record id, parsed record, stored JSON), in change-log order from ``first_seq``
+    # (after the create and clear changes, when there are some).
+    records: list[tuple[str, dict[str, Any], str]]
+
+
+class WriteListener(Protocol):
+    """Told of every upsert this process makes (this process's indexer)."""
+
+    def write_started(self) -> None: ...
+
+    def write_ended(self, batch: CommittedBatch | None) -> None:
+        """After the transaction: the committed batch, or None (nothing written)."""
+
+
 def parse_settings(raw: Any) -> CollectionSettings:
     try:
         return CollectionSettings.model_validate(raw)
@@ -81,6 +105,7 @@ class CatalogService:
         self.db = db
         self.limits = limits
         self.audit = audit
+        self.listener: WriteListener | None = None
 
     # --- collections -------------------------------------------------------------
 
@@ -246,6 +271,37 @@ class CatalogService:
                 field="records",
                 limit=limit,
             )
+        listener = self.listener
+        if listener is not None:
+            listener.write_started()
+        batch: CommittedBatch | None = None
+        try:
+            result, batch = self._write(
+                name,
+                records,
+                replace,
+                fail_on_first_error,
+                positions,
+                position_kind,
+                unparsable,
+                actor,
+            )
+            return result
+        finally:
+            if listener is not None:
+                listener.write_ended(batch)
+
+    def _write(
+        self,
+        name: str,
+        records: Sequence[Any],
+        replace: bool,
+        fail_on_first_error: bool,
+        positions: Sequence[int] | None,
+        position_kind: str,
+        unparsable: Sequence[InvalidRecord],
+        actor: Actor | None,
+    ) -> tuple[WriteResult, CommittedBatch | None]:
         now = datetime.now(UTC)
         with self.db.write() as s:
             changelog.lock(s)
@@ -274,19 +330,20 @@ class CatalogService:
                     invalidRecordDetails=[i.to_dict() for i in invalid],
                 )
             # The last occurrence of an id in one request wins, as with separate calls.
-            by_id: dict[str, ValidRecord] = {}
-            for rec in valid:
+            by_id: dict[str, tuple[ValidRecord, dict[str, Any]]] = {}
+            for rec, raw in valid:
                 by_id.pop(rec.record_id, None)
-                by_id[rec.record_id] = rec
+                by_id[rec.record_id] = (rec, raw)
             if created and not by_id:
                 # Nothing to infer settings from and nothing to store: no collection is
                 # created, so that a later upload still infers its settings.
-                return WriteResult(
+                empty = WriteResult(
                     collection=name,
                     seq=changelog.current_seq(s),
                     invalid=invalid,
                     invalid_count=invalid_count,
                 )
+                return empty, None
             if created:
                 s.add(
                     CollectionRow(
@@ -309,8 +366,8 @@ class CatalogService:
             if replace:
                 s.execute(delete(RecordRow).where(RecordRow.collection == name))
             rows = [
-                {"collection": name, "record_id": rid, "data": rec.data, "seq": first_seq + i}
-                for i, (rid, rec) in enumerate(by_id.items())
+                (name, rid, rec.data, first_seq + i)
+                for i, (rid, (rec, _raw)) in enumerate(by_id.items())
             ]
             self._upsert_rows(s, rows)
             self._record(
@@ -325,7 +382,7 @@ class CatalogService:
                     "createdCollection": created,
                 },
             )
-            return WriteResult(
+            result = WriteResult(
                 collection=name,
                 seq=last,
                 upserted=len(rows),
@@ -333,6 +390,18 @@ class CatalogService:
                 invalid_count=invalid_count,
                 created_collection=created,
             )
+        if not ops:
+            return result, None
+        batch = CommittedBatch(
+            collection=name,
+            settings=settings,
+            first_seq=last - len(ops) + 1,
+            last_seq=last,
+            created=created,
+            replaced=replace,
+            records=[(rid, raw, rec.data) for rid, (rec, raw) in by_id.items()],
+        )
+        return result, batch
 
     def _validate_all(
         self,
@@ -340,14 +409,14 @@ class CatalogService:
         settings: CollectionSettings,
         positions: Sequence[int] | None,
         position_kind: str,
-    ) -> tuple[list[ValidRecord], list[InvalidRecord], int]:
-        valid: list[ValidRecord] = []
+    ) -> tuple[list[tuple[ValidRecord, dict[str, Any]]], list[InvalidRecord], int]:
+        valid: list[tuple[ValidRecord, dict[str, Any]]] = []
         invalid: list[InvalidRecord] = []
         invalid_count = 0
         for i, raw in enumerate(records):
             rec, problem = validate_record(raw, settings, self.limits)
             if rec is not None:
-                valid.append(rec)
+                valid.append((rec, raw))
                 continue
             invalid_count += 1
             if len(invalid) < MAX_REPORTED_INVALID and problem is not None:
@@ -364,17 +433,15 @@ class CatalogService:
                 )
         return valid, invalid, invalid_count
 
-    def _upsert_rows(self, s: Session, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        dialect = s.get_bind().dialect.name
-        ins = postgresql.insert(RecordRow) if dialect == "postgresql" else sqlite.insert(RecordRow)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[RecordRow.collection, RecordRow.record_id],
-            set_={"data": ins.excluded.data, "seq": ins.excluded.seq},
+    def _upsert_rows(self, s: Session, rows: list[tuple[str, str, str, int]]) -> None:
+        """(collection, record_id, data, seq) rows, inserted or replacing the stored ones."""
+        executemany(
+            s,
+            "INSERT INTO records (collection, record_id, data, seq) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (collection, record_id) "
+            "DO UPDATE SET data = excluded.data, seq = excluded.seq",
+            rows,
         )
-        for start in range(0, len(rows), 2000):
-            s.execute(stmt, rows[start : start + 2000])
 
     def delete_records(
         self, name: str, record_ids: Sequence[str], *, actor: Actor | None = None

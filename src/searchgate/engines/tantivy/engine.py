@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
+import orjson
 import tantivy
 
 from searchgate.catalog.settings import CollectionSettings
@@ -146,12 +148,32 @@ class TantivyEngine:
         return self._pending.get(collection) or self._indexes.get(collection)
 
     def upsert(self, collection: str, record_id: str, source: str) -> None:
+        self.upsert_many(collection, [(record_id, orjson.loads(source), source)])
+
+    def upsert_many(
+        self,
+        collection: str,
+        records: Sequence[tuple[str, dict[str, Any], str]],
+        replace: bool = True,
+    ) -> None:
+        """Indexes (record id, parsed record, stored JSON) triples, each replacing the
+        document of its id unless ``replace`` is False (the ids are new to the index).
+
+        The ids must be distinct: one delete for all of them goes first.
+        """
         ci = self._get_for_write(collection)
         if ci is None:
             raise UnknownCollection(collection)
+        if not records:
+            return
         w = self._writer(ci)
-        w.delete_documents_by_term(ID, record_id)
-        w.add_document(tantivy.Document.from_dict(ci.layout.document(record_id, source), ci.schema))
+        if replace:
+            ids = [r[0] for r in records]
+            w.delete_documents_by_query(tantivy.Query.term_set_query(ci.schema, ID, ids))
+        add = w.add_json
+        document = ci.layout.document_json
+        for record_id, record, source in records:
+            add(document(record_id, record, source))
         ci.dirty = True
 
     def delete(self, collection: str, record_id: str) -> None:
@@ -192,11 +214,12 @@ class TantivyEngine:
         ci = self._create(collection, settings)
         writer = self._writer(ci)
         count = 0
+        add = writer.add_json
+        document = ci.layout.document_json
+        loads = orjson.loads
         for chunk in chunks:
             for record_id, source in chunk:
-                writer.add_document(
-                    tantivy.Document.from_dict(ci.layout.document(record_id, source), ci.schema)
-                )
+                add(document(record_id, loads(source), source))
             count += len(chunk)
         ci.dirty = True
         self._pending[collection] = ci
