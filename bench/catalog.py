@@ -24,6 +24,8 @@ from searchgate.catalog.service import parse_settings
 from searchgate.config import Settings
 from searchgate.demo import demo_settings, generate
 from searchgate.engines.base import MatchAll
+from searchgate.engines.tantivy.layout import Layout
+from searchgate.engines.tantivy.store import open_index
 from searchgate.runtime import build_runtime
 
 SEED = 42
@@ -236,6 +238,53 @@ def write_direct(data_dir: Path, records: list[dict[str, Any]], batch_size: int)
     )
 
 
+def write_raw_engine(
+    data_dir: Path, records: list[dict[str, Any]], batch_size: int, build: bool
+) -> UploadResult:
+    """The physical limit: the same documents (the collection's layout, the server's
+    writer heap and threads) straight into tantivy, committed after every batch, with
+    no database, no validation and no server. With ``build`` the documents are built
+    from the records inside the clock, as the server does; without it they are built
+    beforehand and only tantivy's own work is timed."""
+    settings = Settings(data_dir=data_dir, database_url=None, key_pepper=None)
+    layout = Layout.of(parse_settings(demo_settings()))
+    sources = [orjson.dumps(r).decode() for r in records]
+    ids = [str(r["id"]) for r in records]
+    built = (
+        None
+        if build
+        else [layout.document_json(i, r, s) for i, r, s in zip(ids, records, sources, strict=True)]
+    )
+    path = data_dir / "raw-index"
+    index, _schema = open_index(path, layout, create=True)
+    writer = index.writer(settings.index_writer_heap_bytes, settings.index_writer_threads)
+    slowest = 0.0
+    start = time.perf_counter()
+    for i in range(0, len(records), batch_size):
+        t0 = time.perf_counter()
+        if built is not None:
+            for doc in built[i : i + batch_size]:
+                writer.add_json(doc)
+        else:
+            for j in range(i, min(i + batch_size, len(records))):
+                writer.add_json(layout.document_json(ids[j], records[j], sources[j]))
+        writer.commit()
+        slowest = max(slowest, time.perf_counter() - t0)
+    seconds = time.perf_counter() - start
+    index.reload()
+    searchable = index.searcher().num_docs
+    return UploadResult(
+        method="in-process pure tantivy" + (" (documents built)" if build else ""),
+        batch_size=batch_size,
+        records=len(records),
+        requests=-(-len(records) // batch_size),
+        seconds=round(seconds, 3),
+        records_per_s=round(len(records) / seconds, 1),
+        slowest_request_s=round(slowest, 3),
+        searchable=searchable,
+    )
+
+
 def client_for(server: Server, key: str) -> httpx.Client:
     return httpx.Client(
         base_url=server.base_url,
@@ -266,10 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument(
         "--via",
-        choices=["http", "csv", "services"],
+        choices=["http", "csv", "services", "raw"],
         default="http",
         help="POST /api/v1/collections/default/records through a server started here, "
-        "one CSV upload to /data/v1/upload/stream, or the services in-process",
+        "one CSV upload to /data/v1/upload/stream, the services in-process, or the same "
+        "documents straight into tantivy (the physical limit)",
     )
     parser.add_argument("--quick", action="store_true", help="10,000 records")
     args = parser.parse_args(argv)
@@ -281,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.via == "services":
         result = write_direct(data_dir, records, args.batch_size)
         make_key(data_dir)
+    elif args.via == "raw":
+        result = write_raw_engine(data_dir, records, args.batch_size, build=False)
     else:
         result, memory = upload_via_server(data_dir, records, args.batch_size, args.via == "csv")
     console.print(table("Upload until searchable", UPLOAD_COLUMNS, [result.row()]))

@@ -150,6 +150,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{best['records_per_s']:,.0f}/s (batches of {best['batch_size']:,})",
             best["records_per_s"] >= UPLOAD_RPS,
         )
+        raw = [u for u in results["uploads"] if u["method"] == "in-process pure tantivy"]
+        if raw:
+            add(
+                "upload: best HTTP vs pure tantivy, same documents and commits (report)",
+                f"{best['records_per_s'] / raw[0]['records_per_s']:.0%} of "
+                f"{raw[0]['records_per_s']:,.0f}/s",
+                None,
+            )
     if results["memory"]:
         peak = max(m.get("peak_kb", 0) for m in results["memory"])
         add("server peak RSS (report)", f"{peak / 1024:,.0f} MiB", None)

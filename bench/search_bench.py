@@ -31,6 +31,7 @@ from bench.catalog import (
     upload_csv,
     upload_json,
     write_direct,
+    write_raw_engine,
 )
 from bench.common import RESULTS, console, machine, now_iso, scrub_environment, write_result
 from bench.raw import RawJob, RawPool
@@ -107,6 +108,14 @@ class Bench:
         up as the search server."""
         add = self.results["uploads"].append
         if not self.args.skip_uploads:
+            for build in (False, True):
+                console.print(
+                    "upload: pure tantivy, documents built "
+                    + ("inside the clock ..." if build else "before the clock ...")
+                )
+                raw_dir = fresh_dir(self.root, "raw")
+                add(asdict(write_raw_engine(raw_dir, records, 10_000, build)))
+                shutil.rmtree(raw_dir, ignore_errors=True)
             console.print("upload: in-process services ...")
             add(asdict(write_direct(fresh_dir(self.root, "direct"), records, 10_000)))
             console.print("upload: CSV through /data/v1/upload/stream ...")
