@@ -21,6 +21,7 @@ from searchgate.api import (
     routes_upload,
 )
 from searchgate.api.cors import CorsMiddleware
+from searchgate.api.hot_routes import HotRoutes
 from searchgate.api.middleware import RequestMiddleware
 from searchgate.api.responses import JsonResponse
 from searchgate.config import Settings
@@ -63,6 +64,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # The Command Center's pages, at / beside the data plane (after it: its routes
     # never shadow an API path).
     install_console(app)
+    app.add_middleware(
+        HotRoutes,
+        endpoints={
+            ("POST", "/api/v1/search"): routes_search.search,
+            ("POST", "/api/v1/search/refinements"): routes_search.refinements,
+        },
+        routes=routes_search.router.routes,
+    )
     app.add_middleware(CorsMiddleware)
     app.add_middleware(
         RequestMiddleware, max_body_bytes=settings.limits.max_body_bytes, usage=_usage_of(app)

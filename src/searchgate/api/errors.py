@@ -60,20 +60,23 @@ def error_body(request: Request, code: str, message: str, **extra: Any) -> dict[
     return body
 
 
+async def service_error_response(request: Request, exc: errors.SearchgateError) -> JsonResponse:
+    """The JSON answer to an error a service raised (4xx, with its code and details)."""
+    status = status_of(exc)
+    d = exc.to_dict()
+    code, message = d.pop("code"), d.pop("message")
+    headers = dict(exc.headers) if isinstance(exc, AuthError) else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="searchgate"'
+    # Protocol clients read these two at the top level of a 420 upload answer.
+    top = {k: d[k] for k in ("invalidRecordCount", "invalidRecordDetails") if k in d}
+    return JsonResponse(
+        {**error_body(request, code, message, **d), **top}, status_code=status, headers=headers
+    )
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(errors.SearchgateError)
-    async def _service_error(request: Request, exc: errors.SearchgateError) -> JsonResponse:
-        status = status_of(exc)
-        d = exc.to_dict()
-        code, message = d.pop("code"), d.pop("message")
-        headers = dict(exc.headers) if isinstance(exc, AuthError) else {}
-        if status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="searchgate"'
-        # Protocol clients read these two at the top level of a 420 upload answer.
-        top = {k: d[k] for k in ("invalidRecordCount", "invalidRecordDetails") if k in d}
-        return JsonResponse(
-            {**error_body(request, code, message, **d), **top}, status_code=status, headers=headers
-        )
+    app.add_exception_handler(errors.SearchgateError, service_error_response)  # type: ignore[arg-type]
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JsonResponse:
