@@ -42,6 +42,8 @@ NODE_LIVE_SECONDS = 10.0
 # rebuilding; older changes are pruned every PRUNE_SECONDS.
 RETAIN_CHANGES = 100_000
 PRUNE_SECONDS = 60.0
+# How often the indexing thread lets searches use segments merged in the background.
+MERGE_CHECK_SECONDS = 2.0
 # Batches handed over by this process's uploads, kept while an earlier change is missing.
 HANDOFF_BATCHES = 8
 
@@ -79,6 +81,7 @@ class Indexer:
         self._thread: threading.Thread | None = None
         self._last_heartbeat = 0.0
         self._last_prune = time.monotonic()
+        self._last_merge_check = time.monotonic()
         self.last_error: str | None = None
         self._settings: dict[str, CollectionSettings | None] = {}
         # Upserts skipped because a later change replaced the record, until that change
@@ -134,6 +137,9 @@ class Indexer:
                 self.catch_up()
                 if time.monotonic() - self._last_prune >= PRUNE_SECONDS:
                     self.prune()
+                if time.monotonic() - self._last_merge_check >= MERGE_CHECK_SECONDS:
+                    self._last_merge_check = time.monotonic()
+                    self.engine.pick_up_merges()
                 if not self._ready.is_set():
                     with self._applied:
                         self._ready.set()

@@ -154,3 +154,25 @@ def test_a_failed_upload_releases_the_indexer(rt: Runtime) -> None:
     assert rt.engine.count("c", None, MatchAll()) == 3
     with rt.services.db.read() as s:
         assert changelog.current_seq(s) == rt.engine.applied_seq()
+
+
+def test_searches_move_to_the_segments_merged_in_the_background(rt: Runtime) -> None:
+    rt.indexer.repair()
+    ci = None
+    merged_later = False
+    for n in range(40):
+        rt.services.catalog.write_records("c", rows(f"b{n}-", 200))
+        rt.indexer.catch_up()
+        ci = rt.engine._indexes["c"]
+        time.sleep(0.3)
+        ci.index.reload()
+        if ci.index.searcher().num_segments < ci.searcher.num_segments:
+            # A merge finished after the last commit: the searcher still has the
+            # segments it replaced.
+            merged_later = True
+            break
+    assert ci is not None and merged_later, "no background merge was seen"
+    stale = ci.searcher.num_segments
+    assert rt.engine.pick_up_merges() == 1
+    assert ci.searcher.num_segments < stale
+    assert rt.engine.count("c", None, MatchAll()) == (n + 1) * 200
