@@ -40,6 +40,7 @@ class TantivyEngine:
         self.heap_bytes = heap_bytes
         self.threads = threads
         self.state = SlotState.load(slot)
+        self._searchable_seq = self.state.applied_seq
         self._indexes: dict[str, CollectionIndex] = {}
         # Rebuilt indexes wait here until their commit, so searches keep the old one.
         self._pending: dict[str, CollectionIndex] = {}
@@ -106,7 +107,8 @@ class TantivyEngine:
     # --- IndexWriterPort -------------------------------------------------------------
 
     def applied_seq(self) -> int:
-        return self.state.applied_seq
+        """The change-log position that searches see (set once the searchers reloaded)."""
+        return self._searchable_seq
 
     def collections(self) -> list[str]:
         return sorted(self._indexes)
@@ -246,6 +248,8 @@ class TantivyEngine:
             if self._pending:
                 self._indexes.update(self._pending)
                 self._pending.clear()
+            # Only now: a waiter told "searchable" must find the changes in a search.
+            self._searchable_seq = applied_seq
             remove_unreferenced(self.slot, self.state)
 
     def pick_up_merges(self) -> int:
@@ -283,6 +287,7 @@ class TantivyEngine:
             self.state = SlotState.load(self.slot)
             # Directory names are never reused, even those of abandoned rebuilds.
             self.state.generation = max(self.state.generation, generation)
+            self._searchable_seq = self.state.applied_seq
             self._open_all()
 
     # --- SearchEngine ------------------------------------------------------------------
