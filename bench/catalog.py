@@ -203,6 +203,22 @@ def upload_csv(client: httpx.Client, records: list[dict[str, Any]]) -> UploadRes
     )
 
 
+def batched_result(
+    method: str, records: int, batch_size: int, seconds: float, slowest: float, searchable: int
+) -> UploadResult:
+    """An upload in batches of ``batch_size``, one request (or commit) each."""
+    return UploadResult(
+        method=method,
+        batch_size=batch_size,
+        records=records,
+        requests=-(-records // batch_size),
+        seconds=round(seconds, 3),
+        records_per_s=round(records / seconds, 1),
+        slowest_request_s=round(slowest, 3),
+        searchable=searchable,
+    )
+
+
 def write_direct(data_dir: Path, records: list[dict[str, Any]], batch_size: int) -> UploadResult:
     """The same upload without HTTP: the catalog service writes, this process's indexer
     indexes, timed until searchable."""
@@ -226,15 +242,8 @@ def write_direct(data_dir: Path, records: list[dict[str, Any]], batch_size: int)
         searchable = rt.engine.count(COLLECTION, None, MatchAll())
     finally:
         rt.stop()
-    return UploadResult(
-        method="in-process services",
-        batch_size=batch_size,
-        records=len(records),
-        requests=-(-len(records) // batch_size),
-        seconds=round(seconds, 3),
-        records_per_s=round(len(records) / seconds, 1),
-        slowest_request_s=round(slowest, 3),
-        searchable=searchable,
+    return batched_result(
+        "in-process services", len(records), batch_size, seconds, slowest, searchable
     )
 
 
@@ -273,16 +282,8 @@ def write_raw_engine(
     seconds = time.perf_counter() - start
     index.reload()
     searchable = index.searcher().num_docs
-    return UploadResult(
-        method="in-process pure tantivy" + (" (documents built)" if build else ""),
-        batch_size=batch_size,
-        records=len(records),
-        requests=-(-len(records) // batch_size),
-        seconds=round(seconds, 3),
-        records_per_s=round(len(records) / seconds, 1),
-        slowest_request_s=round(slowest, 3),
-        searchable=searchable,
-    )
+    method = "in-process pure tantivy" + (" (documents built)" if build else "")
+    return batched_result(method, len(records), batch_size, seconds, slowest, searchable)
 
 
 def client_for(server: Server, key: str) -> httpx.Client:

@@ -149,13 +149,6 @@ class Layout:
             sb.add_text_field(sfield, tokenizer_name="raw", fast=True, index_option="basic")
         return sb.build()
 
-    def document(self, record_id: str, source: str) -> dict[str, Any]:
-        """The document of one record, as the fields tantivy indexes."""
-        doc = self.fields(orjson.loads(source))
-        doc[ID] = record_id
-        doc[SOURCE] = source.encode()
-        return doc
-
     def document_json(self, record_id: str, record: dict[str, Any], source: str) -> str:
         """``document`` as the JSON that ``IndexWriter.add_json`` parses, built from the
         record already parsed: handing tantivy one JSON text costs half as much Python
