@@ -101,6 +101,8 @@ class Indexer:
         # Held by an upload of this process from its start to its hand-over, and by
         # the indexing thread while it builds documents (see ``write_started``).
         self._feeding = threading.RLock()
+        # Where the log ends, read cheaply: the indexing thread looks 20 times a second.
+        self._head = changelog.HeadReader(db)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -115,6 +117,8 @@ class Indexer:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        with self._work:
+            self._head.close()
         self._forget_nodes({self.node})
 
     def notify(self) -> None:
@@ -292,7 +296,7 @@ class Indexer:
         with self._work:
             self._take_handoff()
             applied = self._position
-            head = self.catalog.current_seq()
+            head = self._head()
             if head <= applied:
                 return 0
             self._settings.clear()

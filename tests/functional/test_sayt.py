@@ -256,6 +256,44 @@ def test_malformed_product_sort_is_400(client: TestClient, shop: dict[str, str],
     assert "productSort" in message
 
 
+@pytest.mark.parametrize("word", ["true", "True", "1", "yes", "on"])
+def test_boolean_parameters_take_the_usual_spellings(
+    client: TestClient, shop: dict[str, str], word: str
+) -> None:
+    assert values(ok(client, shop, query="macbok", fuzzy=word)) == ["macbook"]
+    off = word.replace("true", "false").replace("True", "False")
+    off = {"1": "0", "yes": "no", "on": "off"}.get(off, off)
+    assert values(ok(client, shop, query="macbok", fuzzy=off)) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("fuzzy", "maybe"), ("alphabetize", ""), ("searchItems", "2.5"), ("productItems", "")],
+)
+def test_a_malformed_parameter_is_a_400_naming_it(
+    client: TestClient, shop: dict[str, str], field: str, value: str
+) -> None:
+    message = bad(sayt(client, shop, query="b", **{field: value}), field)
+    assert message.startswith(f"{field}: ")
+
+
+def test_sayt_is_counted_under_its_route_in_the_metrics(
+    client: TestClient, shop: dict[str, str]
+) -> None:
+    ok(client, shop, query="so")
+    text = client.get("/metrics").text
+    assert 'route="/api/v1/sayt/search",status="200"' in text
+
+
+def test_the_openapi_document_types_every_sayt_parameter(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    params = {p["name"]: p for p in spec["paths"]["/api/v1/sayt/search"]["get"]["parameters"]}
+    assert params["query"]["required"] is True
+    assert params["searchItems"]["schema"] == {"type": "integer", "default": 5}
+    assert params["fuzzy"]["schema"] == {"type": "boolean", "default": False}
+    assert params["callback"]["schema"] == {"type": "string"}
+
+
 @pytest.mark.parametrize("field", ["searchItems", "navigationItems", "productItems"])
 @pytest.mark.parametrize("value", ["-1", "51", "many"])
 def test_item_counts_are_bounded(

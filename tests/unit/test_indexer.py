@@ -28,7 +28,9 @@ from searchgate.catalog.service import parse_settings
 from searchgate.cli.main import app as cli
 from searchgate.config import Settings
 from searchgate.engines.base import Ids, MatchAll
+from searchgate.engines.tantivy import engine as engine_module
 from searchgate.engines.tantivy.engine import TantivyEngine
+from searchgate.engines.tantivy.layout import VOCAB
 from searchgate.engines.tantivy.store import STATE_FILE
 from searchgate.indexer import Indexer
 from searchgate.runtime import Services, build_runtime
@@ -391,3 +393,79 @@ def test_prune_keeps_what_a_live_process_has_not_indexed(
             assert changelog.oldest_retained(s) == behind + 1
     finally:
         a.close()
+
+
+def test_the_head_reader_sees_every_commit_and_reopens_after_a_failure(
+    services: Services,
+) -> None:
+    catalog = services.catalog
+    catalog.put_settings("c", SETTINGS)
+    head = changelog.HeadReader(services.db)
+    try:
+        assert head() == catalog.current_seq()
+        before = head()
+        # Committed by other connections while the reader's stays open: a reader that
+        # kept a snapshot (a transaction left open) would go on answering ``before``.
+        catalog.write_records("c", rows("a", 3))
+        assert head() == catalog.current_seq() == before + 3
+        catalog.write_records("c", rows("b", 2))
+        assert head() == before + 5
+        # A connection that broke (a database restart) fails one look, then reopens.
+        head._conn.invalidate()
+        with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
+            head()
+        assert head._conn is None
+        assert head() == before + 5
+    finally:
+        head.close()
+
+
+def test_similar_words_match_a_lookup_of_every_candidate(services: Services, node: Node) -> None:
+    """The automaton check in front of the lookups may only save work, never change an
+    answer: compared with looking up every one-edit candidate, word by word."""
+    titles = [
+        "wireless headphones",
+        "wireles speaker",
+        "samsung galaxy",
+        "laptop sleeve",
+        "laptops stand",
+        "café crème",
+        "usb c hub",
+        "hdmi 2 cable",
+        "ipad case",
+    ]
+    catalog = services.catalog
+    catalog.put_settings("c", SETTINGS)
+    catalog.write_records("c", [{"id": str(i), "title": t} for i, t in enumerate(titles)])
+    node.sync()
+    ci = node.engine._get("c")
+    tried = [
+        "wirless",
+        "wirelesss",
+        "headphnoes",
+        "samsnug",
+        "laptpo",
+        "lapto",
+        "cafe",
+        "creme",
+        "hdmj",
+        "ipda",
+        "zzzz",
+        "qqqqq",
+        "usbc",
+        "galaxi",
+        "nothinglikeit",
+    ]
+    for word in tried:
+        brute = sorted(
+            (
+                (c, int(ci.searcher.doc_freq(VOCAB, c)))
+                for c in engine_module._edits1(word)
+                if int(ci.searcher.doc_freq(VOCAB, c))
+            ),
+            key=lambda kv: (-kv[1], kv[0]),
+        )
+        assert node.engine.similar_words("c", word, 50) == brute, word
+    # Some had neighbours and some had none: both paths were taken.
+    assert node.engine.similar_words("c", "samsnug", 1) == [("samsung", 1)]
+    assert node.engine.similar_words("c", "qqqqq", 1) == []

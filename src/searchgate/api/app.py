@@ -69,8 +69,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         endpoints={
             ("POST", "/api/v1/search"): routes_search.search,
             ("POST", "/api/v1/search/refinements"): routes_search.refinements,
+            ("GET", "/api/v1/sayt/search"): routes_sayt.sayt,
         },
-        routes=routes_search.router.routes,
+        routes=[*routes_search.router.routes, *routes_sayt.router.routes],
     )
     app.add_middleware(CorsMiddleware)
     app.add_middleware(

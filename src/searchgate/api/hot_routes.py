@@ -1,4 +1,4 @@
-"""The storefront's search calls, dispatched without the framework's routing.
+"""The storefront's search and SAYT calls, dispatched without the framework's routing.
 
 A search costs about 1.7 ms of CPU in the services; the routing, dependency solving
 and exception layers between our middleware and the endpoint added a tenth of that

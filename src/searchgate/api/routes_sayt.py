@@ -1,11 +1,20 @@
-"""GET /api/v1/sayt/search: search as you type, with JSONP for script-tag clients."""
+"""GET /api/v1/sayt/search: search as you type, with JSONP for script-tag clients.
+
+The query string is read here rather than by the framework's parameter machinery: a
+keystroke costs about 0.1 ms in the SAYT service, and declaring thirteen parameters
+for the framework to solve cost twice that on every one. ``PARAMETERS`` is both what
+is parsed and what the OpenAPI document shows.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,25 +27,77 @@ from searchgate.search.sayt import SaytRequest
 
 router = APIRouter(tags=["sayt"])
 CALLBACK = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\.[A-Za-z_$][A-Za-z0-9_$]{0,63}){0,4}$")
+# What the framework accepted for a boolean query parameter, kept as it was.
+TRUE = frozenset({"1", "true", "on", "yes", "t", "y"})
+FALSE = frozenset({"0", "false", "off", "no", "f", "n"})
+INTEGER = re.compile(r"[+-]?\d{1,9}")
+JSON_TYPES = {str: "string", int: "integer", bool: "boolean"}
 
 
-@router.get("/api/v1/sayt/search", summary="Search as you type")
-async def sayt(
-    request: Request,
-    query: str = Query(..., description="the typed text"),
-    collection: str = "default",
-    area: str = "Production",
-    language: str | None = None,
-    searchItems: int = 5,
-    navigationItems: int = 5,
-    productItems: int = 0,
-    fuzzy: bool = False,
-    alphabetize: bool = False,
-    productSort: str | None = None,
-    refinements: str | None = None,
-    callback: str | None = None,
-) -> Response:
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    kind: type
+    default: Any
+    description: str
+
+    def openapi(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": JSON_TYPES[self.kind]}
+        if self.default is not None:
+            schema["default"] = self.default
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": self.name == "query",
+            "description": self.description,
+            "schema": schema,
+        }
+
+    def read(self, params: QueryParams) -> Any:
+        raw = params.get(self.name)
+        if raw is None:
+            if self.name == "query":
+                raise InvalidInput("query: Field required", field="query")
+            return self.default
+        if self.kind is int:
+            if not INTEGER.fullmatch(raw.strip()):
+                raise InvalidInput(f"{self.name}: an integer, got {raw[:40]!r}", field=self.name)
+            return int(raw)
+        if self.kind is bool:
+            word = raw.strip().lower()
+            if word in TRUE or word in FALSE:
+                return word in TRUE
+            raise InvalidInput(f"{self.name}: true or false, got {raw[:40]!r}", field=self.name)
+        return raw
+
+
+PARAMETERS = (
+    Parameter("query", str, None, "the typed text"),
+    Parameter("collection", str, "default", "the collection"),
+    Parameter("area", str, "Production", "the area (a named configuration)"),
+    Parameter("language", str, None, "accepted for compatibility; ignored"),
+    Parameter("searchItems", int, 5, "completions of the typed text (0 to 50)"),
+    Parameter("navigationItems", int, 5, "matching navigation values (0 to 50)"),
+    Parameter("productItems", int, 0, "products for the typed text (0 to 50)"),
+    Parameter("fuzzy", bool, False, "also suggest words one or two edits away"),
+    Parameter("alphabetize", bool, False, "completions in alphabetical order"),
+    Parameter("productSort", str, None, "sort of the products: ~field:A or ~field:D, repeated"),
+    Parameter("refinements", str, None, "filters of the products: ~name=value, repeated"),
+    Parameter("callback", str, None, "JSONP: a JavaScript function name to wrap the answer in"),
+)
+
+
+@router.get(
+    "/api/v1/sayt/search",
+    summary="Search as you type",
+    openapi_extra={"parameters": [p.openapi() for p in PARAMETERS]},
+)
+async def sayt(request: Request) -> Response:
     rt = runtime(request)
+    params = request.query_params
+    v = {p.name: p.read(params) for p in PARAMETERS}
+    callback: str | None = v["callback"]
+    collection: str = v["collection"]
     if callback is not None and not CALLBACK.fullmatch(callback):
         raise InvalidInput(
             "callback must be a JavaScript identifier (letters, digits, _ and $, dotted)",
@@ -60,16 +121,16 @@ async def sayt(
             "unless the collection's SAYT settings make it public",
         )
     req = SaytRequest(
-        query=query,
+        query=v["query"],
         collection=collection,
-        area=area,
-        search_items=searchItems,
-        navigation_items=navigationItems,
-        product_items=productItems,
-        fuzzy=fuzzy,
-        alphabetize=alphabetize,
-        product_sort=productSort,
-        refinements=refinements,
+        area=v["area"],
+        search_items=v["searchItems"],
+        navigation_items=v["navigationItems"],
+        product_items=v["productItems"],
+        fuzzy=v["fuzzy"],
+        alphabetize=v["alphabetize"],
+        product_sort=v["productSort"],
+        refinements=v["refinements"],
         pre_filter=forced,
     )
     # Well under a millisecond of CPU: cheaper on the event loop than on a thread.

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from searchgate.catalog.models import ChangeCounter, ChangeRow, RecordRow
-from searchgate.db import executemany
+from searchgate.db import Database, executemany
 
 OP_UPSERT = "upsert"
 OP_DELETE = "delete"
@@ -61,6 +63,48 @@ def append(s: Session, collection: str, ops: Sequence[tuple[str, str | None]]) -
 
 def current_seq(s: Session) -> int:
     return int(s.execute(select(ChangeCounter.seq).where(ChangeCounter.id == 1)).scalar_one())
+
+
+class HeadReader:
+    """``current_seq`` over a driver connection of its own, kept open.
+
+    Every server process asks twenty times a second whether the log moved. Through a
+    session each look cost about 0.5 ms of CPU (half a percent of a core, and the GIL
+    taken from the requests twenty times a second); over a kept connection it costs
+    about 15 µs. Not thread-safe: one reader per polling thread.
+    """
+
+    SQL = "SELECT seq FROM change_counter WHERE id = 1"
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Any = None
+
+    def __call__(self) -> int:
+        if self._conn is None:
+            self._conn = self.db.engine.raw_connection()
+        try:
+            cur = self._conn.cursor()
+            try:
+                cur.execute(self.SQL)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+            # Ends the read at once: SQLite sees the next commit on the next look, and
+            # PostgreSQL never holds this connection idle in a transaction.
+            self._conn.rollback()
+        except Exception:
+            # A broken connection (a database restart) is opened again next time.
+            self.close()
+            raise
+        return int(row[0])
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Already broken, perhaps: there is nothing more to release then.
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 @dataclass(frozen=True)
