@@ -88,7 +88,12 @@ def system_of(request: Request) -> str:
 
 def _key_in_query(request: Request) -> bool:
     names = {name.lower() for name in request.query_params}
-    return bool(names & _KEY_PARAMS or _KEY_IN_URL.search(request.url.query))
+    if names & _KEY_PARAMS:
+        return True
+    # The raw query string, still percent-encoded, as ``request.url.query`` has it; read
+    # from the scope because building the URL object costs more than the whole check.
+    raw: bytes = request.scope.get("query_string") or b""
+    return bool(_KEY_IN_URL.search(raw.decode("latin-1")))
 
 
 def presented_key(request: Request, body_key: str | None = None) -> str | None:
