@@ -40,6 +40,7 @@ class Parameter:
     kind: type
     default: Any
     description: str
+    required: bool = False
 
     def openapi(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": JSON_TYPES[self.kind]}
@@ -48,7 +49,7 @@ class Parameter:
         return {
             "name": self.name,
             "in": "query",
-            "required": self.name == "query",
+            "required": self.required,
             "description": self.description,
             "schema": schema,
         }
@@ -56,8 +57,8 @@ class Parameter:
     def read(self, params: QueryParams) -> Any:
         raw = params.get(self.name)
         if raw is None:
-            if self.name == "query":
-                raise InvalidInput("query: Field required", field="query")
+            if self.required:
+                raise InvalidInput(f"{self.name}: Field required", field=self.name)
             return self.default
         if self.kind is int:
             if not INTEGER.fullmatch(raw.strip()):
@@ -72,7 +73,7 @@ class Parameter:
 
 
 PARAMETERS = (
-    Parameter("query", str, None, "the typed text"),
+    Parameter("query", str, None, "the typed text", required=True),
     Parameter("collection", str, "default", "the collection"),
     Parameter("area", str, "Production", "the area (a named configuration)"),
     Parameter("language", str, None, "accepted for compatibility; ignored"),

@@ -164,13 +164,9 @@ class Layout:
         doc: dict[str, Any] = {}
         get = rec.get
         for name, tfield in self._searchable:
-            value = get(name)
-            if type(value) is str:
-                doc[tfield] = value
-            elif value is not None:
-                texts = _strings(value)
-                if texts:
-                    doc[tfield] = texts
+            texts = _texts(get(name))
+            if texts is not None:
+                doc[tfield] = texts
         prefix_words: dict[str, None] = {}
         for name in self.prefix_sources:
             value = get(name)
@@ -189,13 +185,9 @@ class Layout:
         if vocab:
             doc[VOCAB] = vocab
         for name, vfield in self._values:
-            value = get(name)
-            if type(value) is str:
-                doc[vfield] = value
-            elif value is not None:
-                vals = _strings(value)
-                if vals:
-                    doc[vfield] = vals
+            vals = _texts(get(name))
+            if vals is not None:
+                doc[vfield] = vals
         for name, rfield in self._ranges:
             num = _number(get(name))
             if num is not None:
@@ -209,6 +201,16 @@ class Layout:
             elif isinstance(value, str):
                 doc[sfield] = fold(value)[:200]
         return doc
+
+
+def _texts(value: Any) -> str | list[str] | None:
+    """A field's value as a text field takes it: a plain string as it is (the common
+    case, skipping the general conversion), else its strings, None when it has none."""
+    if type(value) is str:
+        return value
+    if value is None:
+        return None
+    return _strings(value) or None
 
 
 def _number(value: Any) -> float | None:
