@@ -3,8 +3,9 @@ real client key checks and usage tracking, against the same server process with 
 no-op authenticator (bench/auth_server.py), in the same run.
 
 Both servers run at once on one data directory (a generated catalog, each server with
-its own index slot) and get the same load (wrk replaying the real query mix with two
-refinements per search, else Python load processes) on two schedules:
+its own index slot) and get the same load (wrk replaying the query mix, the demo mix
+unless ``--queries`` names a real one, with two refinements per search, else Python
+load processes) on two schedules:
 
 - ``alternate``: one server at a time, in the order A B B A A B B A ...; a linear
   drift of the machine's speed cancels out.
@@ -67,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Search throughput with real key checks and usage tracking vs the same "
         "server with a no-op authenticator; prints a table and writes JSON to bench/results/."
     )
-    p.add_argument("--queries", type=Path, default=queries.DEFAULT_PATH, help="TSV query mix")
+    p.add_argument("--queries", type=Path, help="a TSV query mix to replay (default: the demo mix)")
     p.add_argument("--records", type=int, help="catalog size (default 100,000)")
     p.add_argument("--duration", type=float, help="seconds per measured run (default 3)")
     p.add_argument("--rounds", type=int, help="rounds per schedule (default 8)")
@@ -249,6 +250,7 @@ def new_results(args: argparse.Namespace) -> dict[str, Any]:
             if k not in ("data_root", "out")
         },
         "client": "wrk" if args.client != "python" and load.have_wrk() else "python",
+        "mix": queries.describe(args.queries, args.seed),
         "runs": [],
     }
 
@@ -387,7 +389,7 @@ def usage_check(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scrub_environment()
-    mix = queries.load_or_exit(args.queries)
+    mix = queries.mix_or_exit(args.queries, args.seed)
     if args.client == "wrk" and not load.have_wrk():
         console.print("error: wrk is not installed (apt-get install wrk)", style="red")
         return 2

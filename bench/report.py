@@ -165,6 +165,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def show(results: dict[str, Any]) -> None:
+    if "mix" in results:
+        console.print(f"query mix: {results['mix']}")
     console.print(
         table(
             "Upload until searchable", UPLOAD_COLUMNS, [_upload_row(u) for u in results["uploads"]]

@@ -45,10 +45,10 @@ QUICK: dict[str, Any] = {"records": 5000, "duration": 1.0, "sample": 200, "sayt_
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Benchmark uploads, search and SAYT over HTTP against the in-process "
-        "engine on a generated catalog and the real query mix; prints tables and writes "
-        "JSON to bench/results/.",
+        "engine on a generated catalog and a query mix (the demo mix, or a real one with "
+        "--queries); prints tables and writes JSON to bench/results/.",
     )
-    p.add_argument("--queries", type=Path, default=queries.DEFAULT_PATH, help="TSV query mix")
+    p.add_argument("--queries", type=Path, help="a TSV query mix to replay (default: the demo mix)")
     p.add_argument("--records", type=int, help="catalog size (default 100,000)")
     p.add_argument("--duration", type=float, help="seconds per measured run (default 5)")
     p.add_argument("--sample", type=int, help="search queries drawn (default 1,000)")
@@ -88,6 +88,7 @@ class Bench:
                 if k not in ("data_root", "out", "py_spy")
             },
             "client": "wrk" if args.client != "python" and load.have_wrk() else "python",
+            "mix": queries.describe(args.queries, args.seed),
             "uploads": [],
             "search": [],
             "sayt": [],
@@ -362,7 +363,7 @@ class Bench:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scrub_environment()
-    mix = queries.load_or_exit(args.queries)
+    mix = queries.mix_or_exit(args.queries, args.seed)
     if args.client == "wrk" and not load.have_wrk():
         console.print("error: wrk is not installed (apt-get install wrk)", style="red")
         return 2

@@ -3,6 +3,7 @@ person can act on; the web layers map each class to a status code."""
 
 from __future__ import annotations
 
+from math import ceil
 from typing import Any
 
 
@@ -75,3 +76,11 @@ class ReauthenticationRequired(Forbidden):
 
 class TooManyAttempts(SearchgateError):
     code = "too_many_attempts"
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds to wait (the Retry-After header): the ``retryAfter`` detail."""
+        value = self.details.get("retryAfter")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return 1
+        return max(1, ceil(value))

@@ -132,6 +132,9 @@ class Actor:
     # MFA is required for this person but not enrolled yet: nothing is granted
     # until they enrol.
     mfa_enrolment_required: bool = False
+    # A session of someone whose password was set by another person: nothing is
+    # granted until they choose their own.
+    password_change_required: bool = False
     # The person's role, before a token narrowed it (None: same as ``permissions``).
     role_permissions: frozenset[Permission] | None = None
 
@@ -141,7 +144,7 @@ class Actor:
 
     @property
     def effective_permissions(self) -> frozenset[Permission]:
-        if self.mfa_enrolment_required:
+        if self.mfa_enrolment_required or self.password_change_required:
             return frozenset()
         return self.permissions & GRANTABLE_BY[self.kind]
 
@@ -156,7 +159,7 @@ class Actor:
         """What this actor may hand out or manage in others ("no escalation"): what it
         holds, plus those of its role's permissions that its kind of credential can
         never carry (so that an admin's token can manage another admin)."""
-        if self.mfa_enrolment_required:
+        if self.mfa_enrolment_required or self.password_change_required:
             return frozenset()
         role = self.permissions if self.role_permissions is None else self.role_permissions
         return self.effective_permissions | (role - GRANTABLE_BY[self.kind])

@@ -24,6 +24,7 @@ from searchgate.accounts import (
     TokenService,
     UserService,
 )
+from searchgate.accounts.invitations import InvitationService
 from searchgate.audit import AuditLog, load_or_create_audit_key
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.models import IndexNodeRow
@@ -63,6 +64,7 @@ class Services:
     tokens: TokenService
     auth: AuthService
     collections: CollectionAdmin
+    invitations: InvitationService
 
 
 def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_now) -> Services:
@@ -99,6 +101,7 @@ def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_
         settings.key_cache_seconds,
         timedelta(minutes=settings.key_delete_quiet_minutes),
         previous_peppers(settings.secrets_dir, settings.key_pepper_previous),
+        collection_names=catalog.collection_names,
     )
     # Deletion's quiet-period check names every system that used the key recently.
     keys.recent_systems = UsageQueries(db, clock).recent_systems
@@ -117,6 +120,7 @@ def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_
         tokens=TokenService(db, audit, pepper, clock, timedelta(days=settings.token_max_days)),
         auth=AuthService(db, audit, passwords, sessions, mfa, Throttle(), clock),
         collections=CollectionAdmin(db, catalog, audit),
+        invitations=InvitationService(db, audit, passwords, pepper, mfa_policy, clock),
     )
 
 

@@ -19,7 +19,8 @@ from tests.e2e.server import ServerProcess
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 MIA_EMAIL = "mia@example.com"
-MIA_PASSWORD = "mia's own long password"
+MIA_PASSWORD = "a first password for mia"
+MIA_OWN_PASSWORD = "mia's own long password"
 ROLE = "Catalog reader"
 
 
@@ -86,6 +87,13 @@ def test_admin_story_from_first_sign_in_to_the_change_log(
     # Mia, in her own browser profile: catalog pages open, the admin section does not.
     mia = open_tab(browser, server)
     sign_in(mia.page, MIA_EMAIL, MIA_PASSWORD)
+    # The admin chose that password: Mia replaces it before anything else.
+    expect(mia.page).to_have_url(re.compile(r"/account/password$"))
+    mia.page.get_by_label("Current password").fill(MIA_PASSWORD)
+    mia.page.get_by_label("New password", exact=True).fill(MIA_OWN_PASSWORD)
+    mia.page.get_by_label("New password again").fill(MIA_OWN_PASSWORD)
+    mia.page.get_by_role("button", name="Change password").click()
+    expect(mia.page.get_by_test_id("flash")).to_contain_text("Your password was changed")
     expect(mia.page.get_by_test_id("who")).to_have_text("Mia Merch")
     expect(mia.page.locator(".sidenav")).not_to_contain_text("Users")
     mia.page.get_by_role("link", name="Collections").click()

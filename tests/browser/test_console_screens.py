@@ -90,6 +90,7 @@ def test_main_pages_render_cleanly(browser: Browser, server: ServerProcess, tmp_
 
     page.goto("/account")
     page.get_by_label("Name", exact=True).fill("nightly export")
+    page.get_by_label("admin:audit:read").check()  # none is ticked by default
     page.get_by_role("button", name="Create token").click()
     expect(page.get_by_test_id("token-secret")).to_contain_text("sgp_")
     shoot(page, "22-token-created", shots)

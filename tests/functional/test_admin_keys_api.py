@@ -65,6 +65,7 @@ def test_the_secret_is_shown_once_and_never_again(
             "name": "storefront",
             "scopes": ["search", "sayt"],
             "collections": ["shoes"],
+            "allowUnknown": True,
             "ipRanges": ["203.0.113.0/24"],
             "origins": ["https://Shop.Example"],
             "rateLimitPerMinute": 600,
@@ -116,6 +117,7 @@ def test_the_secret_is_shown_once_and_never_again(
         ({"name": "x", "scopes": ["search"], "ipRanges": ["10.0.0.300/8"]}, "ipRanges"),
         ({"name": "x", "scopes": ["search"], "origins": ["shop.example"]}, "origins"),
         ({"name": "x", "scopes": ["search"], "expiresAt": "tomorrow"}, "expiresAt"),
+        ({"name": "x", "scopes": ["search"], "expiresAt": "2020-01-01T00:00:00Z"}, "expiresAt"),
         ({"name": "x", "scopes": ["search"], "rateLimitPerMinute": "5"}, "rateLimitPerMinute"),
         ({"name": "x", "scopes": ["search"], "rateLimitPerMinute": 0}, "rateLimitPerMinute"),
         ({"name": "x", "scopes": ["search"], "collections": []}, "collections"),
@@ -158,7 +160,7 @@ def test_patch_changes_only_the_named_restrictions_and_never_scopes(
     assert r.json()["key"]["origins"] == [SHOP]  # untouched
     r = client.patch(f"{KEYS}/web", json={"origins": None}, headers=bearer(admin_token))
     assert r.status_code == 200 and r.json()["key"]["origins"] == []
-    change = {"name": "web-2", "collections": ["a", "b"]}
+    change = {"name": "web-2", "collections": ["a", "b"], "allowUnknown": True}
     r = client.patch(f"{KEYS}/{key['id']}", json=change, headers=bearer(admin_token))
     assert r.status_code == 200
     assert r.json()["key"]["name"] == "web-2" and r.json()["key"]["collections"] == ["a", "b"]
@@ -238,9 +240,16 @@ def test_disable_and_enable(client: TestClient, rt: Runtime, admin_token: str) -
     r = client.post(f"{KEYS}/batch/enable", headers=bearer(admin_token))
     assert r.status_code == 200 and r.json()["key"]["state"] == "active"
     assert self_of(client, bearer(secret)).status_code == 200
+    # As every key change: the key's name, display prefix, scopes and restrictions.
+    described = {"name", "prefix", "scopes", "primary", "collections", "expiresAt", "origins"}
     [disabled] = events(rt, "admin:keys:disable")
-    assert disabled["details"] == {"reason": "suspicious"}
-    assert len(events(rt, "admin:keys:enable")) == 1
+    assert disabled["details"]["reason"] == "suspicious"
+    assert described <= set(disabled["details"])
+    assert disabled["details"]["name"] == "batch"
+    assert disabled["details"]["prefix"] == secret[:12]
+    [enabled] = events(rt, "admin:keys:enable")
+    assert enabled["details"]["wasDisabledFor"] == "suspicious"
+    assert described <= set(enabled["details"]) and enabled["details"]["name"] == "batch"
 
 
 # --- deleting ------------------------------------------------------------------------

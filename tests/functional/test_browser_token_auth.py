@@ -451,3 +451,19 @@ def test_sayt_suggests_no_word_or_value_from_outside_the_forced_filter(
         client.get(SAYT, params={**asked, "query": "so"}, headers=page(token))
     )
     assert terms == ["sony"] and values == ["Sony"]
+
+
+def test_a_word_with_an_underscore_searches_within_the_forced_filter(
+    client: TestClient, shop: None, parent: tuple[str, str]
+) -> None:
+    token = token_for(parent[1], filter='brand:"Sony"')
+    # "model_1" is split like the titles' "model 1": only Sony's model 1 matches.
+    r = search(client, token, query="model_1")
+    assert r.status_code == 200, r.text
+    assert [rec["_id"] for rec in r.json()["records"]] == ["sony1"]
+    body = {"originalQuery": {"collection": "default", "query": "usb_c"}, "navigationName": "brand"}
+    r = client.post("/api/v1/search/refinements", json=body, headers=page(token))
+    assert r.status_code == 200, r.text
+    r = sayt(client, token, query="model_1", searchItems=5)
+    assert r.status_code == 200, r.text
+    assert [p["_id"] for p in r.json()["result"]["products"]] == ["sony1"]

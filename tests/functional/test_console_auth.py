@@ -7,8 +7,12 @@ import re
 from datetime import timedelta
 
 import pyotp
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from searchgate.audit import AuditFilter
 from searchgate.permissions import Actor
 from searchgate.runtime import Runtime
 from tests.conftest import PASSWORD, make_user
@@ -199,3 +203,64 @@ def test_an_admin_enrols_in_mfa_before_anything_else(client: TestClient, rt: Run
     assert client.get("/admin/users").status_code == 200
     # The codes are never shown again.
     assert codes[0] not in client.get("/account/mfa").text
+
+
+def _retry_after(response: object) -> int:
+    value = response.headers.get("retry-after")  # type: ignore[attr-defined]
+    assert value is not None and value.isascii() and value.isdigit(), value
+    return int(value)
+
+
+def test_a_throttled_sign_in_answers_429_with_retry_after(client: TestClient, rt: Runtime) -> None:
+    use_https(client)
+    make_user(rt.services, "vic@example.com", "viewer")
+    for _ in range(5):  # the free failures
+        assert sign_in(client, "vic@example.com", "not the password at all").status_code == 401
+    # Refused while waiting, even with the right password; a page, not a bare status.
+    for password in ("not the password at all", PASSWORD):
+        r = sign_in(client, "vic@example.com", password)
+        assert r.status_code == 429 and 1 <= _retry_after(r) <= 60
+        assert r.headers["content-type"].startswith("text/html")
+        assert "Too many failed attempts; try again in" in error_for(r.text, "password")
+        assert 'value="vic@example.com"' in r.text
+
+
+def test_a_throttled_code_step_answers_429_with_retry_after(
+    client: TestClient, rt: Runtime
+) -> None:
+    use_https(client)
+    services = rt.services
+    make_user(services, "vic@example.com", "viewer")
+    secret = services.auth.sign_in("vic@example.com", PASSWORD, ip=None, user_agent=None).secret
+    actor = services.sessions.authenticate(secret).actor
+    seed = services.mfa.begin_enrolment(actor).secret
+    services.mfa.confirm_enrolment(actor, pyotp.TOTP(seed).now())
+    sign_in(client, "vic@example.com")
+    for _ in range(5):
+        bad = post(client, "/sign-in/mfa", {"code": "000000"}, page="/sign-in/mfa")
+        assert bad.status_code == 401
+    r = post(client, "/sign-in/mfa", {"code": "000000"}, page="/sign-in/mfa")
+    assert r.status_code == 429 and 1 <= _retry_after(r) <= 60
+    assert "Too many failed attempts" in error_for(r.text, "code")
+
+
+def test_any_code_at_the_code_step_answers_4xx(client: TestClient, rt: Runtime) -> None:
+    use_https(client)
+    services = rt.services
+    make_user(services, "vic@example.com", "viewer")
+    secret = services.auth.sign_in("vic@example.com", PASSWORD, ip=None, user_agent=None).secret
+    actor = services.sessions.authenticate(secret).actor
+    seed = services.mfa.begin_enrolment(actor).secret
+    services.mfa.confirm_enrolment(actor, pyotp.TOTP(seed).now())
+    sign_in(client, "vic@example.com")
+    token = token_of(client.get("/sign-in/mfa").text)
+
+    @hsettings(max_examples=60, deadline=None)
+    @given(code=st.text(min_size=1) | st.text(st.characters(categories=["Nd", "No"]), min_size=6))
+    def check(code: str) -> None:
+        r = post(client, "/sign-in/mfa", {"code": code}, token=token)
+        assert r.status_code in (401, 429), (code, r.status_code)
+
+    check()
+    failures = services.audit.query(Actor.system(), AuditFilter(action="auth:mfa:verify")).events
+    assert failures and {e.outcome for e in failures} == {"failure"}

@@ -97,6 +97,19 @@ def test_search_preview_shows_exactly_what_the_search_api_answers(
     assert bad.status_code == 200 and 'data-testid="search-error"' in bad.text
 
 
+def test_search_preview_of_a_word_with_an_underscore(
+    client: TestClient, rt: Runtime, auth: dict[str, str]
+) -> None:
+    records = list(generate(40))
+    records[7]["title"] = "Anker USB-C Hub"
+    load(client, auth, "default", records, demo_settings())
+    _merchandiser(client, rt)
+    r = client.get("/search", params={"collection": "default", "q": "usb_c"})
+    assert r.status_code == 200, r.text
+    shown = _response_json(r.text)
+    assert [rec["_id"] for rec in shown["records"]] == [records[7]["id"]]
+
+
 def test_areas_are_created_edited_renamed_and_deleted_with_errors_at_the_field(
     client: TestClient, rt: Runtime, auth: dict[str, str]
 ) -> None:

@@ -12,8 +12,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from searchgate.audit import AuditFilter
+from searchgate.catalog.settings import CollectionSettings
 from searchgate.config import Settings
-from searchgate.console.routes_admin_keys import OTHERS, PALETTE, build_chart
+from searchgate.console.key_chart import OTHERS, PALETTE, build_chart
 from searchgate.keys.format import KEY_PATTERN
 from searchgate.keys.scopes import ALL_SCOPES, SCOPE_HELP, Scope
 from searchgate.keys.usage import DayCount
@@ -36,12 +37,17 @@ NEW = "/admin/keys/new"
 FORM = {
     "name": "storefront-web",
     "scope": ["search", "sayt"],
-    "collections": "shop, outlet",
+    "collection": ["shop", "outlet"],
     "ip_ranges": "203.0.113.0/24\n2001:db8::/32",
     "origins": "https://shop.example",
     "rate_limit": "600",
     "expires_at": "2099-01-31T00:00",
 }
+
+
+def make_collections(rt: Runtime, *names: str) -> None:
+    for name in names:
+        rt.services.catalog.put_settings(name, CollectionSettings())
 
 
 def secret_in(page: str) -> str:
@@ -77,6 +83,7 @@ def test_the_form_preselects_no_scope_and_names_each_bad_field(
 ) -> None:
     use_https(client)
     signed_in_admin(client, rt)
+    make_collections(rt, "shop", "outlet")
     page = client.get(NEW).text
     assert 'name="scope"' in page and " checked" not in page.split('data-testid="scopes"')[1]
     for help_text in SCOPE_HELP.values():
@@ -92,7 +99,8 @@ def test_the_form_preselects_no_scope_and_names_each_bad_field(
         ({**FORM, "rate_limit": "0"}, "rate_limit", "between 1 and"),
         ({**FORM, "expires_at": "2001-01-01T00:00"}, "expires_at", "in the future"),
         ({**FORM, "expires_at": "soon"}, "expires_at", "ISO 8601"),
-        ({**FORM, "collections": "shop, ../etc"}, "collections", "not a collection name"),
+        ({**FORM, "collection": ["shop", "../etc"]}, "collections", "not a collection name"),
+        ({**FORM, "collection": ["shop", "defualt"]}, "collections", "No collection is named"),
     ]
     for form, field, message in cases:
         r = post(client, "/admin/keys", form, page=NEW)
@@ -109,6 +117,7 @@ def test_the_form_preselects_no_scope_and_names_each_bad_field(
 def test_a_new_key_is_shown_once_and_never_again(client: TestClient, rt: Runtime) -> None:
     use_https(client)
     signed_in_admin(client, rt)
+    make_collections(rt, "shop", "outlet")
     r = post(client, "/admin/keys", FORM, page=NEW)
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store"
@@ -157,7 +166,9 @@ def test_new_primary_keeps_the_old_key_working_and_a_resent_form_makes_nothing(
     use_https(client)
     signed_in_admin(client, rt)
     old = rt.services.keys.create(SYSTEM, "shop", frozenset({Scope.SEARCH}))
-    token = token_of(client.get("/admin/keys").text)
+    confirm = client.get("/admin/keys/new-primary").text
+    assert "shop</strong> keeps working: nothing expires it" in confirm
+    token = token_of(confirm)
     r = post(client, "/admin/keys/new-primary", {"replaces": old.info.id}, token=token)
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     secret = secret_in(r.text)

@@ -39,6 +39,9 @@ def test_every_console_route_is_declared_and_every_declared_one_is_served(
         ("POST", "/sign-in"),
         ("GET", "/sign-in/mfa"),
         ("POST", "/sign-in/mfa"),
+        ("GET", "/invitation"),
+        ("POST", "/invitation"),
+        ("POST", "/invitation/accept"),
     }
 
 

@@ -106,3 +106,37 @@ def test_the_reauth_page_confirms_and_returns(client: TestClient, rt: Runtime) -
 
 def _token(client: TestClient, path: str) -> str:
     return token_of(client.get(path).text)
+
+
+def test_a_crafted_next_never_leaves_the_site(client: TestClient, rt: Runtime) -> None:
+    use_https(client)
+    signed_in_admin(client, rt)
+    page = client.get("/reauth?next=/%09/evil.example/")
+    assert page.status_code == 200 and 'name="next" value="/"' in page.text
+    for crafted in ("/\t/evil.example/", "/%2F/evil.example", "/\\evil.example"):
+        r = post(client, "/reauth", {"reauth": PASSWORD, "next": crafted}, page="/reauth")
+        assert r.status_code == 303 and r.headers["location"] == "/", crafted
+    client.cookies.clear()
+    make_user(rt.services, "vic@example.com", "viewer")
+    form = client.get("/sign-in?next=/%0a/evil.example/")
+    assert 'name="next" value="/"' in form.text
+    r = post(
+        client,
+        "/sign-in",
+        {"email": "vic@example.com", "password": PASSWORD, "next": "/\n/evil.example/"},
+        page="/sign-in",
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_a_throttled_reauthentication_answers_429_with_retry_after(
+    client: TestClient, rt: Runtime
+) -> None:
+    use_https(client)
+    signed_in_admin(client, rt)
+    for _ in range(5):
+        r = post(client, "/reauth", {"reauth": "wrong password, long", "next": "/"}, page="/reauth")
+        assert r.status_code == 401
+    r = post(client, "/reauth", {"reauth": PASSWORD, "next": "/"}, page="/reauth")
+    assert r.status_code == 429 and r.headers["retry-after"].isdigit()
+    assert "Too many failed attempts" in error_for(r.text, "reauth")

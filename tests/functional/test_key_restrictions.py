@@ -34,8 +34,11 @@ def new_key(
     scopes: frozenset[Scope] = ALL_SCOPES,
     **restrictions: Any,
 ) -> tuple[str, dict[str, str]]:
-    """A key with the given restrictions (the same parsing the admin API uses)."""
-    created = rt.services.keys.create(SYSTEM, name, scopes, Restrictions.build(**restrictions))
+    """A key with the given restrictions (the same parsing the admin API uses); its
+    collections need not exist yet."""
+    created = rt.services.keys.create(
+        SYSTEM, name, scopes, Restrictions.build(**restrictions), allow_unknown_collections=True
+    )
     return created.info.id, {"Authorization": f"Bearer {created.secret}"}
 
 
@@ -280,7 +283,11 @@ def _disabled(rt: Runtime) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _expired(rt: Runtime) -> tuple[dict[str, str], dict[str, str]]:
-    return new_key(rt, "old", expires_at=datetime.now(UTC) - timedelta(seconds=1))[1], {}
+    # A key cannot be created expired: it expires after its creation.
+    key_id, headers = new_key(rt, "old")
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    rt.services.keys.update(SYSTEM, key_id, restrictions=Restrictions(expires_at=past))
+    return headers, {}
 
 
 def _deleted(rt: Runtime) -> tuple[dict[str, str], dict[str, str]]:

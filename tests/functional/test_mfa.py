@@ -8,6 +8,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from searchgate.audit import AuditFilter
@@ -193,3 +196,70 @@ def test_turning_mfa_off_needs_reauthentication_and_an_admin_can_reset_it(
     assert not accounts.mfa.status(uid).enrolled
     actions = [e.action for e in accounts.audit.query(SYSTEM, AuditFilter(user=uid)).events]
     assert "auth:mfa:disable" in actions
+
+
+# Digits of other scripts and forms (str.isdigit() holds for each), and a recovery code
+# shape with a letter that lower-cases to two characters: none is a code. Four, so that
+# the throttle (five free failures) lets the right code through after them.
+FOREIGN_CODES = [
+    "\u00b2" * 6,  # superscript two
+    "\u0661\u0662\u0663\u0664\u0665\u0666",  # Arabic-Indic 1 to 6
+    "\uff11\uff12\uff13\uff14\uff15\uff16",  # fullwidth 1 to 6
+    "abcde-fgh\u0130",  # capital I with dot above
+]
+
+
+def test_a_code_in_foreign_digits_is_a_wrong_code_and_recorded(
+    accounts: Services, clock: ManualClock
+) -> None:
+    seed = enrolled_user(accounts)
+    clock.advance(seconds=30)
+    pending = password_step(accounts, "mia@example.com")
+    for code in FOREIGN_CODES:
+        with pytest.raises(Unauthenticated, match="code is not correct") as exc:
+            code_step(accounts, pending, code)
+        assert exc.value.field == "code"
+    actor = accounts.sessions.authenticate(sign_in_mfa(accounts, pending, seed, clock)).actor
+    with pytest.raises(InvalidInput) as wrong:
+        accounts.auth.reauthenticate(actor, code="²²²²²²")
+    assert wrong.value.field == "code"
+    failures = accounts.audit.query(SYSTEM, AuditFilter(action="auth:mfa:verify")).events
+    assert [(e.outcome, e.details["reason"]) for e in failures] == [("failure", "bad_code")] * len(
+        FOREIGN_CODES
+    )
+    reauth = accounts.audit.query(SYSTEM, AuditFilter(action="auth:session:reauthenticate"))
+    assert [e.outcome for e in reauth.events] == ["failure"]
+
+
+def sign_in_mfa(services: Services, pending: str, seed: str, clock: ManualClock) -> str:
+    return code_step(services, pending, pyotp.TOTP(seed).at(clock.now))
+
+
+def test_enrolment_refuses_a_code_in_foreign_digits(accounts: Services) -> None:
+    make_user(accounts, "mia@example.com")
+    actor = accounts.sessions.authenticate(sign_in(accounts, "mia@example.com")).actor
+    accounts.mfa.begin_enrolment(actor)
+    with pytest.raises(InvalidInput) as wrong:
+        accounts.mfa.confirm_enrolment(actor, "²²²²²²")
+    assert wrong.value.field == "code"
+    log = accounts.audit.query(SYSTEM, AuditFilter(action="auth:mfa:enrol")).events
+    assert [e.outcome for e in log] == ["failure"]
+
+
+def test_any_code_string_is_checked_without_raising(accounts: Services, clock: ManualClock) -> None:
+    enrolled_user(accounts)
+    uid = accounts.users.get(SYSTEM, "mia@example.com").id
+    codes = (
+        st.text()
+        | st.text(st.characters(categories=["Nd", "No", "Nl"]), min_size=6, max_size=6)
+        | st.text(st.characters(categories=["Nd", "No", "Ll", "Lu", "Pd", "Zs"]), max_size=12)
+    )
+
+    @hsettings(max_examples=300, deadline=None)
+    @given(code=codes)
+    def check(code: str) -> None:
+        with accounts.db.write() as s:
+            method = accounts.mfa.consume(s, uid, code, clock.now)
+        assert method in (None, "totp", "recovery")
+
+    check()

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from searchgate.demo import demo_settings
@@ -180,6 +182,104 @@ def test_products_match_every_word_as_a_prefix(client: TestClient, shop: dict[st
     assert len(products) == 2
     products = ok(client, shop, query="bo sp", productItems=10)["products"]
     assert [p["_id"] for p in products] == ["b2"]
+
+
+def headphones_catalog() -> list[dict[str, Any]]:
+    """A catalog where "headphones" is the title word of 140 products and a word of other
+    products' descriptions: a title match must rank above a description match."""
+    brands = ["Sony", "Bose", "Beats", "JBL", "Sennheiser", "Apple", "Skullcandy"]
+    kinds = ["Wireless Over-Ear", "Noise Cancelling", "Studio Monitor", "Kids Foldable"]
+    headphones = [
+        {
+            "id": f"h{i}",
+            "title": f"{brands[i % 7]} {kinds[i % 4]} Headphones H{100 + i} with Carry Case",
+            "brand": brands[i % 7],
+            "description": "Closed back, 30 hours of battery, fast charging over USB-C.",
+        }
+        for i in range(140)
+    ]
+    others = [
+        {
+            "id": "blender",
+            "title": "Blender",
+            "brand": "Vita",
+            "description": "Quieter than headphones",
+        },
+        {"id": "monitor", "title": "Monitor 27", "brand": "Dell", "description": "Headphones jack"},
+        {"id": "desk", "title": "Desk", "brand": "Oak", "description": "Hook for headphones"},
+        {"id": "case", "title": "Hard case", "brand": "Pelican", "description": "Fits headphones"},
+    ]
+    return others + headphones
+
+
+HEADPHONES_SETTINGS = {
+    "idField": "id",
+    "titleField": "title",
+    "searchable": [
+        {"name": "title", "weight": 3},
+        {"name": "brand", "weight": 2},
+        {"name": "description", "weight": 1.5},
+    ],
+    "sayt": {"completionFields": ["title"]},
+}
+
+
+@pytest.mark.parametrize("typed", ["headphones", "headph", "Headphones"])
+def test_product_previews_rank_title_matches_above_weaker_fields(
+    client: TestClient, auth: dict[str, str], typed: str
+) -> None:
+    load(client, auth, "default", headphones_catalog(), HEADPHONES_SETTINGS)
+    products = ok(client, auth, query=typed, productItems=4)["products"]
+    assert len(products) == 4
+    assert all(p["_id"].startswith("h") for p in products), [p["_t"] for p in products]
+    # Found by a weaker field only, they still come when nothing stronger matches.
+    products = ok(client, auth, query=f"{typed} quiet", productItems=4)["products"]
+    assert [p["_id"] for p in products] == ["blender"]
+
+
+def test_a_word_with_an_underscore_is_split_as_the_records_are(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    records = [
+        {**_rec("u1", "Anker USB-C Hub", "Anker", "Hubs", 30, 4.5), "sku": "SKU_0000539"},
+        {**_rec("u2", "Anker usb_c Cable", "Anker", "Cables", 9, 4.1), "sku": "SKU_0000540"},
+        *RECORDS,
+    ]
+    load(client, auth, "default", records, demo_settings())
+    for typed in ("usb_c", "USB_C", "usb_", "anker usb_c"):
+        result = ok(client, auth, query=typed, productItems=5, searchItems=5, navigationItems=5)
+        assert {p["_id"] for p in result["products"]} == {"u1", "u2"}, typed
+    assert "usb c" in values(ok(client, auth, query="usb_c", searchItems=5))
+    assert ok(client, auth, query="SKU_0000539", productItems=5)["products"] == []
+
+
+def test_any_typed_text_answers_200_or_400(client: TestClient, shop: dict[str, str]) -> None:
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        query=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
+        | st.text(max_size=80)
+        | st.text(alphabet="ab_-. 9é", max_size=20),
+        fuzzy=st.booleans(),
+    )
+    def check(query: str, fuzzy: bool) -> None:
+        r = sayt(
+            client,
+            shop,
+            query=query,
+            fuzzy=str(fuzzy).lower(),
+            searchItems=5,
+            navigationItems=5,
+            productItems=5,
+        )
+        assert r.status_code in (200, 400), (query, r.text)
+        if r.status_code == 400:
+            assert r.json()["error"]["field"] == "query", r.text
+
+    check()
 
 
 def test_fuzzy_still_suggests_for_a_typo(client: TestClient, shop: dict[str, str]) -> None:

@@ -360,3 +360,62 @@ def test_nothing_in_a_request_crashes_the_server(client: TestClient, auth: dict[
                 assert r.json()["error"]["message"], r.text
 
     check()
+
+
+UNDERSCORED = [
+    _rec(1, "USB-C hub", "Four ports, SKU_0000539", "Anker", 30),
+    _rec(2, "usb_c cable", "One metre", "Anker", 9),
+    _rec(3, "Walnut desk lamp", "A warm reading light", "Lumo", 40),
+]
+
+
+def test_a_word_with_an_underscore_is_split_as_the_records_are(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    load(client, auth, "default", UNDERSCORED, SETTINGS)
+    # Records hold "USB-C" and "usb_c" alike as the words usb and c; so does the query.
+    for query in ("usb_c", "USB_C", "usb-c", "usb c"):
+        assert set(ids(search(client, auth, query=query))) == {"p1", "p2"}, query
+        assert set(ids(search(client, auth, query=query, wildcardSearchEnabled=True))) >= {
+            "p1",
+            "p2",
+        }
+    assert ids(search(client, auth, query="SKU_0000539")) == ["p1"]
+    assert ids(search(client, auth, query="sku_0000539 usb_c")) == ["p1"]
+    r = client.post(
+        "/api/v1/search/refinements",
+        json={"originalQuery": {"query": "usb_c"}, "navigationName": "brand"},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["navigation"]["refinements"][0]["count"] == 2
+
+
+PRINTABLE_QUERY = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
+UNICODE_QUERY = st.text(max_size=80)
+
+
+def test_any_query_text_answers_200_or_400(client: TestClient, auth: dict[str, str]) -> None:
+    load(client, auth, "default", UNDERSCORED, SETTINGS)
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        query=PRINTABLE_QUERY | UNICODE_QUERY | st.text(alphabet="ab_-. 9é", max_size=20),
+        wildcard=st.booleans(),
+    )
+    def check(query: str, wildcard: bool) -> None:
+        body = {"query": query, "wildcardSearchEnabled": wildcard}
+        for path, payload in (
+            ("/api/v1/search", body),
+            ("/api/v1/search/refinements", {"originalQuery": body, "navigationName": "brand"}),
+        ):
+            r = client.post(path, json=payload, headers=auth)
+            assert r.status_code in (200, 400), (payload, r.text)
+            if r.status_code == 400:
+                assert r.json()["error"]["field"].endswith("query"), r.text
+
+    check()

@@ -166,7 +166,7 @@ def test_defaults_are_search_and_sayt_without_a_filter_and_each_token_is_unique(
         ({"filter": "  "}, "non-empty"),
         ({"ttl": timedelta(0)}, "at least one second"),
         ({"ttl": timedelta(seconds=-5)}, "at least one second"),
-        ({"ttl": MAX_TTL + timedelta(seconds=1)}, "at most 1 day"),
+        ({"ttl": MAX_TTL + timedelta(seconds=1)}, "at most 24 hours"),
         ({"now": datetime(2026, 3, 2, 9, 0)}, "timezone-aware"),
         ({"collections": [f"c{i}" for i in range(101)]}, "at most 100 collections"),
         ({"origins": [f"https://s{i}.example" for i in range(21)]}, "at most 20 origins"),

@@ -140,3 +140,22 @@ def test_unknown_format() -> None:
     with pytest.raises(InvalidInput) as info:
         parse_records(b"x", "xml")
     assert info.value.field == "format"
+
+
+@pytest.mark.parametrize(
+    ("data", "records", "envelope_key"),
+    [
+        (b'{"records": [{"id": 1}], "clientKey": "k"}', [{"id": 1}], "k"),
+        (b'{\n  "clientKey": "k",\n  "records": [\n    {"id": 1}\n  ]\n}\n', [{"id": 1}], "k"),
+        (b'{"records": []}', [], None),
+        # Anything else starting with "{" is NDJSON, one record a line.
+        (b'{"records": [1]}\n{"id": 2}\n', [{"records": [1]}, {"id": 2}], None),
+        (b'{"records": [1], "id": 3}', [{"records": [1], "id": 3}], None),
+    ],
+)
+def test_a_records_object_is_told_from_ndjson(
+    data: bytes, records: list[Any], envelope_key: str | None
+) -> None:
+    parsed = parse_records(data, sniff_format("application/json", data))
+    assert parsed.records == records
+    assert parsed.envelope.get("clientKey") == envelope_key

@@ -16,6 +16,7 @@ from searchgate.keys.browser_tokens import verify_browser_token
 from searchgate.keys.format import generate_key
 from searchgate.keys.scopes import Scope
 from searchgate.keys.usage import UsageTracker
+from searchgate.permissions import Actor
 from searchgate.runtime import Services, build_services
 
 runner = CliRunner()
@@ -103,6 +104,7 @@ def test_create_json_carries_the_secret_and_the_restrictions(data_dir: Path) -> 
         "shoes",
         "--collection",
         "hats",
+        "--allow-unknown",
         "--expires",
         "90d",
         "--ip",
@@ -114,7 +116,7 @@ def test_create_json_carries_the_secret_and_the_restrictions(data_dir: Path) -> 
         "--primary",
     )
     key = body["key"]
-    assert set(body) == {"key", "secret", "replaced"}
+    assert set(body) == {"key", "secret", "replaced", "warnings"}
     assert body["secret"].startswith(key["prefix"]) and key["state"] == "active"
     assert key["collections"] == ["hats", "shoes"] and key["ipRanges"] == ["203.0.113.0/24"]
     assert key["origins"] == ["https://shop.example"] and key["rateLimitPerMinute"] == 600
@@ -134,6 +136,8 @@ def test_create_json_carries_the_secret_and_the_restrictions(data_dir: Path) -> 
         (["--name", "key_0123456789abcdef", "--scope", "search"], "name"),
         (["--name", "x", "--scope", "search", "--expires", "soon"], "expiresAt"),
         (["--name", "x", "--scope", "search", "--expires", "99999999999d"], "expires"),
+        (["--name", "x", "--scope", "search", "--expires", "2020-01-01T00:00:00Z"], "expiresAt"),
+        (["--name", "x", "--scope", "search", "--expires", "0s"], "expiresAt"),
         (["--name", "x", "--scope", "search", "--ip", "10.0.0.0/33"], "ipRanges"),
         (["--name", "x", "--scope", "search", "--origin", "shop.example"], "origins"),
         (["--name", "x", "--scope", "search", "--rate", "lots"], "rate"),
@@ -386,7 +390,7 @@ def test_derive_makes_a_browser_token_offline(data_dir: Path, tmp_path: Path) ->
     [
         (("--collection", "shoes", "--origin", SHOP), "", "no client key"),
         (("--collection", "shoes", "--origin", SHOP), "sgk_nope\n", "not a Searchgate client key"),
-        (("--collection", "shoes", "--origin", SHOP, "--ttl", "2d"), None, "at most"),
+        (("--collection", "shoes", "--origin", SHOP, "--ttl", "2d"), None, "at most 24 hours"),
         (("--collection", "shoes", "--origin", SHOP, "--ttl", "soon"), None, "duration"),
         (("--collection", "shoes", "--origin", "shop.example"), None, "scheme"),
         (("--collection", "shoes", "--origin", SHOP, "--scope", "records:write"), None, "scope"),
@@ -400,6 +404,12 @@ def test_derive_refuses_bad_input_without_echoing_the_key(
     assert result.exit_code == 2, result.stdout
     assert message in result.stderr
     assert secret not in result.stdout + result.stderr
+
+
+def test_derive_help_says_the_longest_lifetime_in_words() -> None:
+    result = runner.invoke(app, ["keys", "derive", "--help"])
+    text = " ".join(result.stdout.replace("│", " ").split())
+    assert "at most 24 hours" in text and "0:00:00" not in text
 
 
 def test_derive_never_takes_the_key_as_an_argument() -> None:
@@ -429,6 +439,7 @@ def test_derive_never_takes_the_key_as_an_argument() -> None:
                 "check",
                 "derive",
                 "usage",
+                "expiry",
             )
         ),
     ],
@@ -437,3 +448,51 @@ def test_every_keys_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.stdout and "--help" in result.stdout
+
+
+def test_unknown_collections_are_refused_unless_allowed(data_dir: Path) -> None:
+    code, body = run_json(
+        data_dir, "create", "--name", "feed", "--all-scopes", "--collection", "defualt"
+    )
+    assert code == 2, body
+    assert body["error"]["code"] == "unknown_collection"
+    assert body["error"]["unknown"] == ["defualt"]
+    code, _out, err = keys(
+        data_dir, "create", "--name", "feed", "--all-scopes", "--collection", "defualt"
+    )
+    assert code == 2 and "defualt" in err and "--allow-unknown" in err
+    body = create(data_dir, "feed", "--all-scopes", "--collection", "defualt", "--allow-unknown")
+    assert body["key"]["collections"] == ["defualt"]
+    assert body["warnings"] == [
+        "no collection is named 'defualt' yet: the key works there once it exists"
+    ]
+    code, _out, err = keys(
+        data_dir,
+        "create",
+        "--name",
+        "feed-2",
+        "--all-scopes",
+        "--collection",
+        "x",
+        "--allow-unknown",
+    )
+    assert code == 0 and "warning: no collection is named 'x' yet" in err
+
+
+def test_the_expiry_a_roll_set_can_be_moved_or_cancelled(data_dir: Path) -> None:
+    old = create(data_dir, "shop")
+    code, body = run_json(data_dir, "roll", "shop", "--expires-in", "1h")
+    assert code == 0 and body["replaced"]["expiresAt"] is not None
+    code, body = run_json(data_dir, "expiry", "shop", "--at", "3d")
+    assert code == 0, body
+    moved = datetime.fromisoformat(body["key"]["expiresAt"])
+    assert moved > datetime.now(UTC) + timedelta(days=2, hours=23)
+    code, _out, err = keys(data_dir, "expiry", "shop", "--never")
+    assert code == 0 and "never expires" in err, err
+    code, body = run_json(data_dir, "show", "shop")
+    assert body["key"]["expiresAt"] is None and body["key"]["state"] == "active"
+    for args in ((), ("--at", "3d", "--never"), ("--at", "2001-01-01T00:00:00Z")):
+        code, body = run_json(data_dir, "expiry", "shop", *args)
+        assert code == 2 and body["error"]["field"] == "expiresAt", (args, body)
+    events = services_of(data_dir).audit.query(Actor.system(), limit=50).events
+    assert [e.target for e in events if e.action == "admin:keys:expiry"] == [old["key"]["id"]] * 2

@@ -22,6 +22,7 @@ from searchgate.audit import AuditFilter
 from searchgate.config import Settings
 from searchgate.demo import demo_settings, generate
 from searchgate.keys.scopes import ALL_SCOPES
+from searchgate.keys.usage import UsageQueries
 from searchgate.rotation.common import ROTATION_SYSTEM, Timing
 from searchgate.rotation.events import (
     AbortRefused,
@@ -317,6 +318,10 @@ def test_a_system_refused_during_probation_gets_the_old_key_back_and_stops_the_r
     with pytest.raises(SystemsOnOldKey) as exc:
         env.runner(legacy_still_on_old_key).run()
     assert exc.value.exit_code == 4 and exc.value.details["systems"] == ["legacy-batch"]
+    # Systems that read the store (the SDK) were refused because their cached copy
+    # outlived the quiet period: the message names the setting, not "point them at it".
+    assert "max_age_seconds" in exc.value.message and "--quiet" in exc.value.message
+    assert "Point them at the store" not in exc.value.message
     assert env.works(env.old_key)  # enabled again at once
     assert env.store.read().value != env.old_key  # the store keeps the new key
 
@@ -378,3 +383,57 @@ def test_if_older_than_does_nothing_for_a_young_key_and_dry_run_changes_nothing(
 
     due = env.runner(shop_follows_store(env), if_older_than=timedelta(seconds=0)).run()
     assert due.outcome == "finished"
+
+
+def key_events(env: Env, action: str, key_id: str) -> list[dict[str, object]]:
+    page = env.rt.services.audit.query(SYSTEM, AuditFilter(action=action, target=key_id), limit=50)
+    return [e.details for e in page.events]
+
+
+def test_the_old_keys_deletion_is_recorded_as_the_rotations_own(env: Env) -> None:
+    events: list[RotationEvent] = []
+    follow = shop_follows_store(env)
+    result = env.runner(lambda e: (follow(e), events.append(e))).run()
+    assert result.outcome == "finished"
+    [deleted] = key_events(env, "admin:keys:delete", env.old_id)
+    # The shop used the old key minutes ago, as every system of a rotated key did: the
+    # rotation's drain (quiet period, probation) is the check, not a forced deletion.
+    assert deleted["rotation"] == result.rotation_id
+    assert deleted["forced"] is False and deleted["refused"] == []
+    # --quiet (0.4 s) is shorter than the server's own deletion check (15 min): the run
+    # said so before it began, and the deletion records it.
+    assert deleted["quietSeconds"] == 0.4 and deleted["deletionCheckSeconds"] == 900
+    warnings = [e.message for e in events if e.kind == "warning"]
+    assert any("shorter than the server's deletion check (15m)" in w for w in warnings)
+
+
+def test_the_runners_own_checks_are_not_a_use_of_the_key(env: Env) -> None:
+    spare = env.rt.services.keys.create(SYSTEM, "spare", ALL_SCOPES)
+    assert env.works(spare.secret)
+    env.rt.usage.flush()
+    info = env.rt.services.keys.get(spare.info.id)
+    assert info.last_used_at is None and env.rt.services.keys.in_use(info) == []
+    assert UsageQueries(env.rt.services.db).systems(spare.info.id) == []
+    env.rt.services.keys.delete(SYSTEM, spare.info.id, "spare")  # not blocked, not forced
+    [deleted] = key_events(env, "admin:keys:delete", spare.info.id)
+    assert deleted["forced"] is False and deleted["recentSystems"] == []
+
+
+def test_a_rerun_after_a_finished_rotation_does_nothing_unless_asked(env: Env) -> None:
+    first = env.runner(shop_follows_store(env)).run()
+    assert first.outcome == "finished"
+    key = env.store.read()
+
+    again = env.runner().run()
+    assert again.outcome == "already-finished"
+    assert again.rotation_id == first.rotation_id
+    assert f"rotation {first.rotation_id} finished at " in again.message
+    assert "--new" in again.message
+    assert env.store.read() == key
+
+    young = env.runner(if_older_than=timedelta(days=90)).run()
+    assert young.outcome == "nothing-to-do"
+    env.old_key = key.value  # what the shop holds now
+    second = env.runner(shop_follows_store(env), new=True).run()
+    assert second.outcome == "finished" and second.rotation_id != first.rotation_id
+    assert env.store.read().value != key.value

@@ -78,8 +78,10 @@ def test_steps_follow_in_order_and_each_is_recorded_once(svc: RotationService) -
     svc.complete_step(
         SYSTEM, rid, lease, "verify", {"collections": [], "moved": [], "notMoved": []}
     )
-    with pytest.raises(Conflict, match="not deleted yet"):
+    # The drain deletes the old key itself, and only after its probation (disabled).
+    with pytest.raises(Conflict, match="disable it first"):
         svc.complete_step(SYSTEM, rid, lease, "drain", {"refused": []})
+    assert not svc.keys.get(old_id).deleted
     with pytest.raises(Conflict, match="after step 6"):
         svc.finish(SYSTEM, rid, lease)
 

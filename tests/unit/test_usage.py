@@ -22,7 +22,7 @@ from searchgate.keys.usage import (
     UsageTracker,
     outcome_for,
 )
-from searchgate.keys.usage_models import KeySystemRow, KeyUsageHourRow
+from searchgate.keys.usage_models import ROTATION_SYSTEM, KeySystemRow, KeyUsageHourRow
 from searchgate.runtime import Services
 from tests.conftest import ManualClock
 from tests.keyhelp import SYSTEM
@@ -196,6 +196,26 @@ def test_systems_first_and_last_seen_and_the_key_row(
     assert web.last_seen_at == T0 + timedelta(minutes=5)
     assert web.last_ip == "192.0.2.2"
     assert web.requests == 3
+
+
+def test_the_rotation_runners_checks_are_counted_but_are_no_system_of_the_key(
+    accounts: Services, at_t0: ManualClock
+) -> None:
+    key = new_key(accounts, "checked")
+    tracker = UsageTracker(accounts.db, accounts.keys, clock=at_t0)
+    tracker.record(key, ROTATION_SYSTEM, "success", "192.0.2.1")
+    tracker.flush()
+    assert hourly_totals(accounts) == Counter({(key, ROTATION_SYSTEM, "success"): 1})
+    with accounts.db.read() as s:
+        assert s.scalars(select(KeySystemRow)).all() == []
+    info = accounts.keys.get(key)
+    assert info.last_used_at is None and accounts.keys.in_use(info) == []
+
+    tracker.record(key, ROTATION_SYSTEM, "success", "192.0.2.1")
+    tracker.record(key, "web-1", "success", "192.0.2.2")
+    tracker.flush()
+    assert [u.system for u in UsageQueries(accounts.db).systems(key)] == ["web-1"]
+    assert accounts.keys.get(key).last_system == "web-1"
 
 
 def test_long_systems_are_cut_and_empty_ones_are_unknown(

@@ -2,6 +2,7 @@
 
 from searchgate.accounts.collections import CollectionAdmin
 from searchgate.accounts.identity import MfaPolicy
+from searchgate.accounts.invitations import CreatedInvitation, InvitationInfo, InvitationService
 from searchgate.accounts.mfa import Enrolment, MfaService, MfaStatus
 from searchgate.accounts.passwords import PasswordHasher, check_password_policy
 from searchgate.accounts.roles import RoleInfo, RoleService
@@ -16,8 +17,11 @@ __all__ = [
     "AuthService",
     "Authenticated",
     "CollectionAdmin",
+    "CreatedInvitation",
     "CreatedToken",
     "Enrolment",
+    "InvitationInfo",
+    "InvitationService",
     "MfaPolicy",
     "MfaService",
     "MfaStatus",

@@ -84,5 +84,9 @@ def build_actor(
         user_agent=user_agent[:512] if user_agent else None,
         reauthenticated_at=reauthenticated_at,
         mfa_enrolment_required=policy.required(identity.permissions) and not identity.mfa_enrolled,
+        # Tokens are made by their owner (or the CLI operator), never from the password.
+        password_change_required=(
+            kind is CredentialKind.SESSION and bool(identity.user.must_change_password)
+        ),
         role_permissions=identity.permissions,
     )

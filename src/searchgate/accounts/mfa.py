@@ -55,6 +55,11 @@ class MfaStatus:
 
 
 def _normalize(code: str) -> str:
+    """The code as typed, lower case, without spaces or dashes; "" for anything that is
+    not ASCII. Python counts superscript, Arabic-Indic or fullwidth digits as digits
+    (str.isdigit), and no code is made of them."""
+    if not code.isascii():
+        return ""
     return "".join(ch for ch in code.lower() if ch.isalnum())
 
 

@@ -1,9 +1,10 @@
-"""Tables for people: users, roles, sessions, personal tokens, TOTP, throttling.
+"""Tables for people: users, roles, sessions, personal tokens, TOTP, throttling,
+invitations.
 
 Secrets are never stored as given: passwords as argon2id hashes, session ids as
-SHA-256 digests, personal tokens and recovery codes as HMAC digests with the server
-pepper. The TOTP seed is the exception (a code cannot be checked without it); see
-docs/security.md.
+SHA-256 digests, personal tokens, invitation tokens and recovery codes as HMAC digests
+with the server pepper. The TOTP seed is the exception (a code cannot be checked
+without it); see docs/security.md.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class UserRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The password was set by someone else (an admin, the CLI operator): its owner
+    # must change it before anything else is granted.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
@@ -134,3 +138,24 @@ class ThrottleRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InvitationRow(Base):
+    """A one-time link by which a person creates their own account (their own
+    password): the token is shown once to the admin and stored only as a digest."""
+
+    __tablename__ = "user_invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public: inv_...
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"))
+    invited_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    __table_args__ = (Index("ix_user_invitations_email", "email"),)

@@ -46,6 +46,8 @@ class SignInResult:
     # Signed in, but MFA is required for this person and not enrolled: send them to
     # enrolment; nothing else is granted until they finish.
     mfa_enrolment_required: bool
+    # Signed in with a password someone else set: send them to change it first.
+    password_change_required: bool = False
 
 
 def _anonymous(ip_address: str | None, user_agent: str | None) -> Actor:
@@ -183,7 +185,13 @@ class AuthService:
         assert identity is not None
         actor = self.sessions.actor(identity, row)
         self.audit.record(s, actor, Action.SIGN_IN, target=user.email, details={"mfa": method})
-        return SignInResult(secret, self.sessions.info(row), False, actor.mfa_enrolment_required)
+        return SignInResult(
+            secret,
+            self.sessions.info(row),
+            False,
+            actor.mfa_enrolment_required,
+            actor.password_change_required,
+        )
 
     def verify_mfa(
         self, pending_secret: str, code: str, *, ip: str | None, user_agent: str | None
@@ -278,11 +286,15 @@ class AuthService:
             raise InvalidInput(f"the {field} is not correct", field=field)
 
     def change_password(self, actor: Actor, current: str, new: str) -> int:
-        """One's own password. Other sessions of the person end; returns how many."""
+        """One's own password, proved by the current one (which also counts as a
+        re-authentication of this session). Other sessions of the person end; returns
+        how many. A password someone else set stops being required to change."""
         if actor.kind is not CredentialKind.SESSION or not actor.user_id:
             raise Forbidden("passwords are changed by their owner, signed in to the console")
         email = actor.email or ""
         check_password_policy(new, email)
+        if new == current:
+            raise InvalidInput("choose a password other than the current one", field="password")
         subjects = [account(email), _ip(actor.ip)]
         self._reserve(subjects, actor, Action.PASSWORD_CHANGE, email)
         with self.db.read() as s:
@@ -299,9 +311,16 @@ class AuthService:
                 user.password_hash = new_hash
                 user.password_changed_at = now
                 user.updated_at = now
+                if user.must_change_password:
+                    # What the person may do changes: this session gets a new id.
+                    user.must_change_password = False
+                    user.privilege_epoch += 1
                 ended = end_user_sessions(
                     s, user.id, now, "password_changed", except_id=actor.session_id
                 )
+                session = s.get(SessionRow, actor.session_id) if actor.session_id else None
+                if session is not None:
+                    session.reauth_at = now
             self.audit.record(
                 s,
                 actor,

@@ -43,6 +43,7 @@ class UserInfo:
     is_admin: bool
     created_at: datetime
     last_sign_in_at: datetime | None
+    must_change_password: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class UserInfo:
             "admin": self.is_admin,
             "createdAt": self.created_at.isoformat(),
             "lastSignInAt": self.last_sign_in_at.isoformat() if self.last_sign_in_at else None,
+            "mustChangePassword": self.must_change_password,
         }
 
 
@@ -71,7 +73,7 @@ class AdminSummary:
         return self.active_admins > self.max_admins
 
 
-def _info(identity: Identity) -> UserInfo:
+def user_info(identity: Identity) -> UserInfo:
     u = identity.user
     return UserInfo(
         id=u.id,
@@ -83,6 +85,7 @@ def _info(identity: Identity) -> UserInfo:
         is_admin=ADMIN_MARKER in identity.permissions,
         created_at=aware(u.created_at),
         last_sign_in_at=aware(u.last_sign_in_at) if u.last_sign_in_at else None,
+        must_change_password=bool(u.must_change_password),
     )
 
 
@@ -114,7 +117,7 @@ class UserService:
             for u in s.scalars(select(UserRow).order_by(UserRow.email)):
                 role = roles.get(u.role_id)
                 out.append(
-                    _info(
+                    user_info(
                         Identity(
                             user=u,
                             role_name=role.name if role else "",
@@ -132,7 +135,7 @@ class UserService:
             identity = self._find(s, user)
         if identity.user.id != actor.user_id:
             self.audit.authorize(actor, Permission.USERS_READ, Action.USERS_LIST, target=user)
-        return _info(identity)
+        return user_info(identity)
 
     def admin_summary(self, actor: Actor) -> AdminSummary:
         self.audit.authorize(actor, Permission.USERS_READ, Action.USERS_LIST)
@@ -153,8 +156,14 @@ class UserService:
         password: str,
         role: str,
         display_name: str | None = None,
+        must_change_password: bool | None = None,
     ) -> UserInfo:
+        """A new account with a first password. Its owner must change that password at
+        their first sign-in when someone else chose it: by default, when a person (an
+        admin) creates the account; the CLI operator usually creates their own."""
         email = check_email(email)
+        if must_change_password is None:
+            must_change_password = actor.user_id is not None
         self.audit.authorize(
             actor, Permission.USERS_MANAGE, Action.USER_CREATE, target=email, sensitive=True
         )
@@ -167,26 +176,11 @@ class UserService:
             self.audit.denials(actor, Action.USER_CREATE, target=email),
             self.audit.transaction() as s,
         ):
-            role_row = _role(s, role)
+            role_row = find_role(s, role)
             require_within(
                 actor, role_permissions(role_row), role_areas(role_row), "giving this role"
             )
-            if s.scalar(select(UserRow.id).where(UserRow.email == email)):
-                raise Conflict(f"a user with the email {email!r} exists already", field="email")
-            user = UserRow(
-                id=new_id("usr"),
-                email=email,
-                display_name=name,
-                password_hash=password_hash,
-                role_id=role_row.id,
-                state=ACTIVE,
-                privilege_epoch=0,
-                created_at=now,
-                updated_at=now,
-                password_changed_at=now,
-            )
-            s.add(user)
-            s.flush()
+            user = insert_user(s, email, name, password_hash, role_row, now, must_change_password)
             identity = load_identity(s, user.id)
             assert identity is not None
             self.audit.record(
@@ -194,9 +188,14 @@ class UserService:
                 actor,
                 Action.USER_CREATE,
                 target=email,
-                details={"user": user.id, "role": role_row.name, **self._admin_note(s, identity)},
+                details={
+                    "user": user.id,
+                    "role": role_row.name,
+                    "changeAtSignIn": must_change_password,
+                    **self._admin_note(s, identity),
+                },
             )
-        return _info(identity)
+        return user_info(identity)
 
     def update(
         self,
@@ -223,7 +222,7 @@ class UserService:
                 changes["displayName"] = {"from": u.display_name, "to": display_name.strip()}
                 u.display_name = check_display_name(display_name)
             if role is not None:
-                new_role = _role(s, role)
+                new_role = find_role(s, role)
                 if new_role.id != u.role_id:
                     new_perms = role_permissions(new_role)
                     require_within(actor, new_perms, role_areas(new_role), "giving this role")
@@ -237,7 +236,7 @@ class UserService:
                     u.role_id = new_role.id
                     u.privilege_epoch += 1
             if not changes:
-                return _info(before)
+                return user_info(before)
             u.updated_at = self.clock()
             s.flush()
             after = load_identity(s, u.id)
@@ -249,7 +248,7 @@ class UserService:
                 target=u.email,
                 details={"user": u.id, "changes": changes, **self._admin_note(s, after)},
             )
-        return _info(after)
+        return user_info(after)
 
     def disable(self, actor: Actor, user: str) -> UserInfo:
         """Ends every session and revokes every token of the person at once."""
@@ -267,7 +266,7 @@ class UserService:
             if u.id == actor.user_id:
                 raise Conflict("you cannot disable your own account; ask another admin")
             if u.state == DISABLED:
-                return _info(identity)
+                return user_info(identity)
             if ADMIN_MARKER in identity.permissions:
                 self._keep_an_admin(s, u, "disabled")
             u.state = DISABLED
@@ -282,7 +281,7 @@ class UserService:
                 target=u.email,
                 details={"user": u.id, "sessionsEnded": sessions, "tokensRevoked": tokens},
             )
-            result = _info(identity)
+            result = user_info(identity)
         return result
 
     def enable(self, actor: Actor, user: str) -> UserInfo:
@@ -298,12 +297,12 @@ class UserService:
             self._may_manage(actor, identity)
             u = identity.user
             if u.state == ACTIVE:
-                return _info(identity)
+                return user_info(identity)
             u.state = ACTIVE
             u.disabled_at = None
             u.updated_at = now
             self.audit.record(s, actor, Action.USER_ENABLE, target=u.email, details={"user": u.id})
-            result = _info(identity)
+            result = user_info(identity)
         return result
 
     def delete(self, actor: Actor, user: str) -> None:
@@ -333,8 +332,11 @@ class UserService:
                 details={"user": u.id, "displayName": u.display_name, "role": identity.role_name},
             )
 
-    def reset_password(self, actor: Actor, user: str, new_password: str) -> None:
-        """Sets a password for someone (who should change it); ends their sessions."""
+    def reset_password(
+        self, actor: Actor, user: str, new_password: str, *, temporary: bool = True
+    ) -> None:
+        """Sets a password for someone and ends their sessions. A ``temporary`` one (the
+        default) must be changed by its owner at their next sign-in."""
         self.audit.authorize(
             actor, Permission.USERS_MANAGE, Action.USER_RESET_PASSWORD, target=user, sensitive=True
         )
@@ -353,13 +355,14 @@ class UserService:
             u.password_hash = password_hash
             u.password_changed_at = now
             u.updated_at = now
+            u.must_change_password = temporary
             n = end_user_sessions(s, u.id, now, "password_reset")
             self.audit.record(
                 s,
                 actor,
                 Action.USER_RESET_PASSWORD,
                 target=u.email,
-                details={"user": u.id, "sessionsEnded": n},
+                details={"user": u.id, "sessionsEnded": n, "changeAtSignIn": temporary},
             )
 
     def reset_mfa(self, actor: Actor, user: str) -> None:
@@ -423,7 +426,38 @@ class UserService:
         return note
 
 
-def _role(s: Session, name: str) -> RoleRow:
+def insert_user(
+    s: Session,
+    email: str,
+    display_name: str,
+    password_hash: str,
+    role: RoleRow,
+    now: datetime,
+    must_change_password: bool,
+) -> UserRow:
+    """Adds an active account (the caller checked the email, name, password and role,
+    and records the event)."""
+    if s.scalar(select(UserRow.id).where(UserRow.email == email)):
+        raise Conflict(f"a user with the email {email!r} exists already", field="email")
+    user = UserRow(
+        id=new_id("usr"),
+        email=email,
+        display_name=display_name,
+        password_hash=password_hash,
+        role_id=role.id,
+        state=ACTIVE,
+        privilege_epoch=0,
+        created_at=now,
+        updated_at=now,
+        password_changed_at=now,
+        must_change_password=must_change_password,
+    )
+    s.add(user)
+    s.flush()
+    return user
+
+
+def find_role(s: Session, name: str) -> RoleRow:
     row = s.scalar(select(RoleRow).where((RoleRow.name == name) | (RoleRow.id == name)))
     if row is None:
         known = ", ".join(s.scalars(select(RoleRow.name).order_by(RoleRow.name)))

@@ -11,6 +11,7 @@ from searchgate import __version__
 from searchgate.api import (
     errors,
     routes_admin,
+    routes_admin_invitations,
     routes_admin_keys,
     routes_admin_rotation,
     routes_collections,
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(module.router)
     app.include_router(routes_keys.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_admin_invitations.router)
     app.include_router(routes_admin_keys.router)
     app.include_router(routes_admin_rotation.router)
     # The Command Center's pages, at / beside the data plane (after it: its routes

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
 
@@ -27,12 +27,14 @@ from searchgate.keys.info import KeyInfo
 from searchgate.keys.restrictions import normalize_origin
 from searchgate.keys.scopes import Scope
 from searchgate.keys.service import KeyService
+from searchgate.logs import redact
 from searchgate.permissions import Actor, CredentialKind
 
 # Query parameters that carry a key in other products' conventions, and the shape of one
 # of ours wherever it is in the query string (base62 survives URL encoding unchanged).
 _KEY_PARAMS = frozenset({"clientkey", "client_key", "apikey", "api_key", "key", "token"})
 _KEY_IN_URL = re.compile(r"sgk_[0-9A-Za-z]{30,}|eyJ[0-9A-Za-z_-]{10,}\.eyJ")
+_DECODINGS = 2
 BROWSER_TOKEN_PATHS = frozenset(
     {"/api/v1/search", "/api/v1/search/refinements", "/api/v1/sayt/search", "/api/v1/keys/self"}
 )
@@ -79,10 +81,17 @@ class Caller:
         return allowed is None or collection in allowed
 
 
-def system_of(request: Request) -> str:
-    """Which system is calling: the SDK's header, else the User-Agent."""
-    raw = request.headers.get(SYSTEM_HEADER) or request.headers.get("user-agent") or "unknown"
-    clean = _UNPRINTABLE.sub("", raw).strip()[:SYSTEM_MAX]
+def system_of(request: Request, named: str | None = None) -> str:
+    """Which system is calling: the SDK's header, else the name the request itself
+    gives (``named``: the stream upload's ``system`` config line), else the User-Agent.
+    A key-shaped part is masked before the name is cut to size: the name is stored."""
+    raw = (
+        request.headers.get(SYSTEM_HEADER)
+        or named
+        or request.headers.get("user-agent")
+        or "unknown"
+    )
+    clean = redact(_UNPRINTABLE.sub("", raw)).strip()[:SYSTEM_MAX]
     return clean or "unknown"
 
 
@@ -93,7 +102,18 @@ def _key_in_query(request: Request) -> bool:
     # The raw query string, still percent-encoded, as ``request.url.query`` has it; read
     # from the scope because building the URL object costs more than the whole check.
     raw: bytes = request.scope.get("query_string") or b""
-    return bool(_KEY_IN_URL.search(raw.decode("latin-1")))
+    text = raw.decode("latin-1")
+    if _KEY_IN_URL.search(text):
+        return True
+    # Decoded too, as the application and many log readers see it ("sgk%5F..."), and
+    # once more for an encoding applied twice ("sgk%255F...").
+    for _ in range(_DECODINGS):
+        if "%" not in text:
+            return False
+        text = unquote(text)
+        if _KEY_IN_URL.search(text):
+            return True
+    return False
 
 
 def presented_key(request: Request, body_key: str | None = None) -> str | None:
@@ -171,8 +191,10 @@ def authenticate(
     scope: Scope | None,
     body_key: str | None = None,
     collection: str | None = None,
+    system: str | None = None,
 ) -> Caller:
-    """``scope`` None: any usable key (``GET /api/v1/keys/self``)."""
+    """``scope`` None: any usable key (``GET /api/v1/keys/self``). ``system``: the
+    calling system as the request body names it, if it can (see ``system_of``)."""
     presented = presented_key(request, body_key)
     if not presented:
         raise AuthError(
@@ -197,7 +219,7 @@ def authenticate(
         if found is None:
             raise AuthError(401, "invalid_key", "the client key is not valid")
         info = found
-    system = system_of(request)
+    system = system_of(request, system)
     # Set before the checks, so that refused requests count in the key's usage too.
     request.state.key_id = info.id
     request.state.key_system = system

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from searchgate.api.responses import JsonResponse
 from searchgate.errors import InvalidInput
+from searchgate.jsondepth import DEPTH_REASON, MAX_JSON_DEPTH, may_be_too_deep, too_deep
 from searchgate.runtime import Runtime
 
 
@@ -22,9 +23,21 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+    check_nesting(raw, value)
+    return value
+
+
+def check_nesting(raw: bytes, value: Any) -> None:
+    """Refuses a decoded JSON body nested past the limit (docs/api.md, Limits)."""
+    if may_be_too_deep(raw) and too_deep(value):
+        raise InvalidInput(
+            f"the body is nested too deeply: {DEPTH_REASON}",
+            field="body",
+            limit=MAX_JSON_DEPTH,
+        )
 
 
 def body_client_key(body: Any) -> str | None:

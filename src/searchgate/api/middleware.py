@@ -59,7 +59,13 @@ class RequestMiddleware:
         started = False
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+        # More digits than any limit has is too large without reading them all (int()
+        # refuses more than 4,300 of them).
+        if (
+            declared is not None
+            and declared.isdigit()
+            and (len(declared) > 18 or int(declared) > self.max_body)
+        ):
             await self._reject(send, request_id)
             self._done(scope, 413, start, request_id)
             return

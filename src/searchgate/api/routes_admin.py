@@ -21,7 +21,9 @@ from searchgate.api.deps import REQUEST_BODY, json_body, json_response, runtime
 from searchgate.api.errors import AuthError
 from searchgate.api.responses import JsonResponse
 from searchgate.audit import AuditFilter
+from searchgate.audit.service import MAX_PAGE
 from searchgate.errors import InvalidInput, Unauthenticated
+from searchgate.params import SQL_INT_MAX, whole_number
 from searchgate.permissions import Actor
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -321,20 +323,13 @@ def _filters(request: Request) -> AuditFilter:
     )
 
 
-def _int(value: str | None, field: str, default: int | None) -> int | None:
-    if value is None or value == "":
-        return default
-    if not value.isdigit():
-        raise InvalidInput(f"{field} is a positive whole number", field=field)
-    return int(value)
-
-
 @router.get("/audit", summary="Change log events, newest first, with filters and paging")
 async def list_audit(request: Request) -> JsonResponse:
     actor = await token_actor(request)
     filters = _filters(request)
-    before = _int(request.query_params.get("before"), "before", None)
-    limit = _int(request.query_params.get("limit"), "limit", 50) or 50
+    q = request.query_params
+    before = whole_number(q.get("before") or None, "before", low=1, high=SQL_INT_MAX)
+    limit = whole_number(q.get("limit") or None, "limit", low=1, high=MAX_PAGE, default=50)
     page = await _call(
         runtime(request).services.audit.query, actor, filters, before=before, limit=limit
     )

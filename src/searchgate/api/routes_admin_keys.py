@@ -34,8 +34,9 @@ from searchgate.errors import InvalidInput
 from searchgate.keys.info import CreatedKey, KeyInfo
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import Scope
-from searchgate.keys.service import MAX_ROLL_DELAY
+from searchgate.keys.service import MAX_ROLL_DELAY, unknown_collection_warnings
 from searchgate.keys.usage import RETENTION_DAYS, UsageQueries
+from searchgate.params import whole_number
 from searchgate.permissions import Actor, Permission
 
 router = APIRouter(prefix="/api/v1/admin/keys", tags=["admin: client keys"])
@@ -93,10 +94,18 @@ class NewKey(_RestrictionFields):
     name: StrictStr
     scopes: list[StrictStr]
     primary: StrictBool = False
+    # Collections that do not exist (yet) are refused unless this is true.
+    allow_unknown: StrictBool = Field(default=False, alias="allowUnknown")
 
 
 class KeyChange(_RestrictionFields):
     name: StrictStr | None = None
+    allow_unknown: StrictBool = Field(default=False, alias="allowUnknown")
+
+
+class Expiry(_Model):
+    # Required, and null cancels the expiry: a body without it is a mistake.
+    expires_at: Any = Field(alias="expiresAt")
 
 
 class Successor(_Model):
@@ -127,19 +136,34 @@ def parse_scopes(names: list[str]) -> frozenset[Scope]:
     return frozenset(known[n] for n in names)
 
 
-def _created(request: Request, created: CreatedKey) -> JsonResponse:
+def _created(
+    request: Request, created: CreatedKey, warnings: list[str] | None = None
+) -> JsonResponse:
     now = runtime(request).services.keys.clock()
-    body = {
+    body: dict[str, Any] = {
         "key": created.info.to_dict(now),
         "secret": created.secret,
         "replaced": created.replaced.to_dict(now) if created.replaced is not None else None,
     }
+    if warnings is not None:
+        body["warnings"] = warnings
     return JsonResponse(body, status_code=201, headers=NO_STORE)
 
 
-def _key_json(request: Request, info: KeyInfo) -> JsonResponse:
+def _key_json(request: Request, info: KeyInfo, warnings: list[str] | None = None) -> JsonResponse:
     now = runtime(request).services.keys.clock()
-    return json_response({"key": info.to_dict(now)})
+    body: dict[str, Any] = {"key": info.to_dict(now)}
+    if warnings is not None:
+        body["warnings"] = warnings
+    return json_response(body)
+
+
+async def _warnings(request: Request, allowed: bool, names: frozenset[str] | None) -> list[str]:
+    """Collections a change was allowed to name although none of them exists yet."""
+    if not allowed:
+        return []
+    keys = runtime(request).services.keys
+    return unknown_collection_warnings(await _call(keys.unknown_collections, names))
 
 
 # --- reading -------------------------------------------------------------------------
@@ -165,13 +189,17 @@ async def get_key(request: Request, key: str) -> JsonResponse:
 @router.get("/{key}/usage", summary="A key's systems and hourly request counts (?days=1..30)")
 async def key_usage(request: Request, key: str) -> JsonResponse:
     await _reader(request)
-    raw = request.query_params.get("days", str(RETENTION_DAYS))
-    if not raw.isdigit() or not 1 <= int(raw) <= RETENTION_DAYS:
-        raise InvalidInput(f"days is a whole number from 1 to {RETENTION_DAYS}", field="days")
+    days = whole_number(
+        request.query_params.get("days") or None,
+        "days",
+        low=1,
+        high=RETENTION_DAYS,
+        default=RETENTION_DAYS,
+    )
     services = runtime(request).services
     info = await _call(services.keys.get, key, True)
     now = services.keys.clock()
-    since = now - timedelta(days=int(raw))
+    since = now - timedelta(days=days)
     usage = UsageQueries(services.db, services.keys.clock)
     systems = await _call(usage.systems, info.id, since)
     hourly = await _call(usage.hourly, info.id, since)
@@ -206,8 +234,10 @@ async def create_key(request: Request) -> JsonResponse:
         scopes,
         restrictions,
         body.primary,
+        body.allow_unknown,
     )
-    return _created(request, created)
+    warnings = await _warnings(request, body.allow_unknown, restrictions.collections)
+    return _created(request, created, warnings)
 
 
 @router.post(
@@ -270,7 +300,21 @@ async def update_key(request: Request, key: str) -> JsonResponse:
         )
         current = await _call(keys.get, key)
         restrictions = current.restrictions.merged(changes)
-    info = await _call(keys.update, actor, key, restrictions, body.name)
+    info = await _call(keys.update, actor, key, restrictions, body.name, body.allow_unknown)
+    warnings = await _warnings(request, body.allow_unknown, info.restrictions.collections)
+    return _key_json(request, info, warnings)
+
+
+@router.post(
+    "/{key}/expiry",
+    summary="Move or cancel (expiresAt: null) the time a key stops working",
+    openapi_extra={"requestBody": REQUEST_BODY},
+)
+async def set_expiry(request: Request, key: str) -> JsonResponse:
+    actor = await token_actor(request)
+    body = await _body(request, Expiry)
+    at = Restrictions.from_dict({"expiresAt": body.expires_at}).expires_at
+    info = await _call(runtime(request).services.keys.set_expiry, actor, key, at)
     return _key_json(request, info)
 
 

@@ -109,7 +109,10 @@ async def start(request: Request) -> JsonResponse:
     )
 
 
-@router.get("/current", summary="The unfinished rotation (or null) and the primary key")
+@router.get(
+    "/current",
+    summary="The unfinished rotation (or null), the primary key and the last finished rotation",
+)
 async def current(request: Request) -> JsonResponse:
     actor = await token_actor(request)
     overview = await _call(_service(request).overview, actor)
@@ -121,6 +124,8 @@ async def current(request: Request) -> JsonResponse:
             "primary": primary.to_dict(now) if primary else None,
             "primaryAgeDays": round(primary.age_days(now), 3) if primary else None,
             "maxKeyAgeDays": overview.max_key_age_days,
+            "lastFinished": overview.last_finished.to_dict(now) if overview.last_finished else None,
+            "deletionCheckSeconds": overview.deletion_check_seconds,
         }
     )
 

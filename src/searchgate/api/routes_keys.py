@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from searchgate.api.auth import authenticate
-from searchgate.api.deps import REQUEST_BODY, json_response, runtime
+from searchgate.api.deps import REQUEST_BODY, check_nesting, json_response, runtime
 from searchgate.api.responses import JsonResponse
 from searchgate.errors import InvalidInput, NotFound, PayloadTooLarge
 from searchgate.keys.format import check_key_format
@@ -94,6 +94,7 @@ def _reported_key(raw: bytes) -> str:
         body: Any = orjson.loads(raw) if raw.strip() else None
     except orjson.JSONDecodeError:
         raise InvalidInput('the body must be JSON: {"key": "sgk_..."}', field="body") from None
+    check_nesting(raw, body)
     presented = body.get("key") if isinstance(body, dict) else None
     if not isinstance(presented, str) or not presented.strip():
         raise InvalidInput('send the leaked key as {"key": "sgk_..."}', field="key")

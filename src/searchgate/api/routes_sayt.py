@@ -23,14 +23,14 @@ from searchgate.api.deps import runtime
 from searchgate.api.errors import AuthError
 from searchgate.errors import InvalidInput
 from searchgate.keys.scopes import Scope
-from searchgate.search.sayt import SaytRequest
+from searchgate.params import whole_number
+from searchgate.search.sayt import MAX_ITEMS, SaytRequest
 
 router = APIRouter(tags=["sayt"])
 CALLBACK = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\.[A-Za-z_$][A-Za-z0-9_$]{0,63}){0,4}$")
 # What the framework accepted for a boolean query parameter, kept as it was.
 TRUE = frozenset({"1", "true", "on", "yes", "t", "y"})
 FALSE = frozenset({"0", "false", "off", "no", "f", "n"})
-INTEGER = re.compile(r"[+-]?\d{1,9}")
 JSON_TYPES = {str: "string", int: "integer", bool: "boolean"}
 
 
@@ -60,10 +60,8 @@ class Parameter:
             if self.required:
                 raise InvalidInput(f"{self.name}: Field required", field=self.name)
             return self.default
-        if self.kind is int:
-            if not INTEGER.fullmatch(raw.strip()):
-                raise InvalidInput(f"{self.name}: an integer, got {raw[:40]!r}", field=self.name)
-            return int(raw)
+        if self.kind is int:  # every one is an item count
+            return whole_number(raw, self.name, low=0, high=MAX_ITEMS)
         if self.kind is bool:
             word = raw.strip().lower()
             if word in TRUE or word in FALSE:
@@ -95,6 +93,9 @@ PARAMETERS = (
 )
 async def sayt(request: Request) -> Response:
     rt = runtime(request)
+    # First of all: a key sent in the URL is refused before a parameter error could
+    # quote it back.
+    presented = presented_key(request)
     params = request.query_params
     v = {p.name: p.read(params) for p in PARAMETERS}
     callback: str | None = v["callback"]
@@ -108,7 +109,7 @@ async def sayt(request: Request) -> Response:
     # SAYT is public; only a call without any key may be public.
     public = False
     forced: str | None = None
-    if presented_key(request) is not None:
+    if presented is not None:
         caller = authenticate(rt.services.keys, request, Scope.SAYT, collection=collection)
         forced = caller.forced_filter
     elif rt.sayt.is_public(collection):

@@ -17,7 +17,7 @@ from searchgate.keys.scopes import Scope
 
 router = APIRouter(tags=["upload"])
 
-CONFIG_KEYS = {"clientKey", "collection", "failOnFirstError", "mode", "format", "wait"}
+CONFIG_KEYS = {"clientKey", "collection", "failOnFirstError", "mode", "format", "wait", "system"}
 TRUE = {"true", "1", "yes", "on"}
 
 
@@ -100,6 +100,8 @@ async def upload_stream(request: Request) -> JsonResponse:
         Scope.RECORDS_WRITE,
         config.get("clientKey"),
         collection=collection if isinstance(collection, str) else None,
+        # For upload tools that cannot send X-Searchgate-System: told apart in usage.
+        system=config.get("system"),
     )
     mode = config.get("mode", "upsert")
     if mode not in ("upsert", "replace"):

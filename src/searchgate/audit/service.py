@@ -31,6 +31,7 @@ from searchgate.audit.tags import Action, Outcome, check_action
 from searchgate.clock import Clock, utc_now
 from searchgate.db import Database
 from searchgate.errors import Forbidden, InvalidInput, ReauthenticationRequired
+from searchgate.logs import redact
 from searchgate.permissions import Actor, Permission
 
 log = logging.getLogger("searchgate.audit")
@@ -148,7 +149,8 @@ class AuditLog:
             target=_cut(target, 320),
             outcome=Outcome(outcome).value,
             ip=_cut(actor.ip, 64),
-            user_agent=_cut(actor.user_agent, 512),
+            # A header the caller chose: a key pasted into it must not enter the log.
+            user_agent=_cut(redact(actor.user_agent) if actor.user_agent else None, 512),
             details_json=_check_details(details or {}),
             key_id=self.key.id,
             prev_mac=head.mac,

@@ -20,6 +20,9 @@ class Parsed:
     positions: list[int] = field(default_factory=list)
     position_kind: str = "index"
     unparsable: list[InvalidRecord] = field(default_factory=list)
+    # The object around the records in the ``{"records": [...]}`` form, where the
+    # protocol's ``clientKey`` may be; empty for a bare array, NDJSON or CSV.
+    envelope: dict[str, Any] = field(default_factory=dict)
 
 
 def sniff_format(content_type: str | None, data: bytes) -> str:
@@ -44,16 +47,55 @@ def parse_records(data: bytes, fmt: str) -> Parsed:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+        envelope: dict[str, Any] = {}
         if isinstance(value, dict) and isinstance(value.get("records"), list):
-            value = value["records"]
+            envelope, value = value, value["records"]
         if not isinstance(value, list):
             raise InvalidInput("expected a JSON array of records", field="body")
-        return Parsed(records=value, positions=list(range(len(value))), position_kind="index")
+        return _array(value, envelope)
     if fmt == "ndjson":
-        return _ndjson(data)
+        return _records_object(data) or _ndjson(data)
     if fmt == "csv":
         return _csv(data)
     raise InvalidInput(f"unknown data format {fmt!r} (json, ndjson or csv)", field="format")
+
+
+def _array(records: list[Any], envelope: dict[str, Any]) -> Parsed:
+    return Parsed(
+        records=records,
+        positions=list(range(len(records))),
+        position_kind="index",
+        envelope=envelope,
+    )
+
+
+_ENVELOPE_KEYS = frozenset({"records", "clientKey"})
+
+
+def _records_object(data: bytes) -> Parsed | None:
+    """A body starting with "{" is NDJSON, unless it is one ``{"records": [...]}``
+    object (with at most ``clientKey`` beside): no record has only those fields."""
+    first, _, rest = data.lstrip().partition(b"\n")
+    try:
+        value = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        # One object over several lines (or a broken first record: NDJSON reports it).
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+    else:
+        # Only the first line was decoded, not the whole body: a large NDJSON upload
+        # costs nothing more. Another record after it makes it NDJSON.
+        if rest.strip():
+            return None
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("records"), list)
+        and value.keys() <= _ENVELOPE_KEYS
+    ):
+        return _array(value["records"], value)
+    return None
 
 
 def _ndjson(data: bytes) -> Parsed:

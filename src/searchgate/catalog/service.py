@@ -129,6 +129,12 @@ class CatalogService:
             updated_at=_aware(row.updated_at),
         )
 
+    def collection_names(self) -> frozenset[str]:
+        """The names alone, without counting records (a key's collections are checked
+        against them)."""
+        with self.db.read() as s:
+            return frozenset(s.scalars(select(CollectionRow.name)))
+
     def list_collections(self) -> list[CollectionInfo]:
         with self.db.read() as s:
             counts = dict(

@@ -11,6 +11,7 @@ import orjson
 
 from searchgate.catalog.settings import CollectionSettings
 from searchgate.config import Limits
+from searchgate.jsondepth import DEPTH_REASON, MAX_JSON_DEPTH, too_deep
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 RECORD_ID_MAX = 256
@@ -111,6 +112,11 @@ def _check_fields(raw: dict[Any, Any]) -> tuple[str | None, str] | None:
         if not isinstance(key, str) or not key or len(key) > _FIELD_NAME_MAX:
             return str(key)[:64], _KEY_REASON
         tv = type(value)
+        if tv is dict:
+            # The record is the first level, this value the second.
+            if too_deep(value, MAX_JSON_DEPTH - 1):
+                return key, DEPTH_REASON
+            continue
         if tv in always_finite:
             continue
         if tv is float:
@@ -122,6 +128,9 @@ def _check_fields(raw: dict[Any, Any]) -> tuple[str | None, str] | None:
                     return key, _LIST_REASON
                 if not _value_ok(item):
                     return key, _FINITE_REASON
+        elif isinstance(value, dict):
+            if too_deep(value, MAX_JSON_DEPTH - 1):
+                return key, DEPTH_REASON
         elif not _numeric_ok(value):
             return key, _FINITE_REASON
     return None

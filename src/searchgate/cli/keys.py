@@ -51,7 +51,7 @@ from searchgate.cli.keys_input import (
 from searchgate.cli.users import cli_actor
 from searchgate.errors import Conflict, Forbidden, InvalidInput, NotFound, SearchgateError
 from searchgate.keys.browser_tokens import (
-    MAX_TTL,
+    MAX_TTL_TEXT,
     derive_browser_token,
     derive_keypair,
     verify_browser_token,
@@ -60,7 +60,7 @@ from searchgate.keys.format import check_key_format
 from searchgate.keys.info import CreatedKey, KeyInfo
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import ALL_SCOPES, SCOPE_HELP
-from searchgate.keys.service import KeyInUse
+from searchgate.keys.service import KeyInUse, UnknownCollection, unknown_collection_warnings
 from searchgate.keys.usage import RETENTION_DAYS, UsageQueries
 from searchgate.runtime import Services, build_services
 
@@ -92,6 +92,8 @@ def _fail(exc: SearchgateError, as_json: bool) -> NoReturn:
         systems = exc.details.get("systems") if isinstance(exc, KeyInUse) else None
         for system in systems or ():
             console.print(f"  still used by: {system}")
+        if isinstance(exc, UnknownCollection):
+            console.print("  for a collection that does not exist yet, add --allow-unknown")
     raise typer.Exit(_exit_code(exc))
 
 
@@ -120,16 +122,23 @@ def _age(info: KeyInfo, now: datetime) -> str:
     return f"{days:.0f} d" if days >= 1 else f"{days * 24:.0f} h"
 
 
-def _created_output(created: CreatedKey, now: datetime, as_json: bool, what: str) -> None:
+def _created_output(
+    created: CreatedKey,
+    now: datetime,
+    as_json: bool,
+    what: str,
+    warnings: list[str] | None = None,
+) -> None:
     if as_json:
-        emit_json(
-            {
-                "key": created.info.to_dict(now),
-                "secret": created.secret,
-                "replaced": created.replaced.to_dict(now) if created.replaced else None,
-            }
-        )
+        body = {
+            "key": created.info.to_dict(now),
+            "secret": created.secret,
+            "replaced": created.replaced.to_dict(now) if created.replaced else None,
+        }
+        emit_json(body if warnings is None else {**body, "warnings": warnings})
         return
+    for warning in warnings or ():
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     info = created.info
     console.print(f"{what} [bold]{info.name}[/bold] ({info.id}), scopes: {_scopes_text(info)}.")
     if info.primary:
@@ -191,6 +200,11 @@ def create(
     ),
     rate: str | None = typer.Option(None, "--rate", help="Request limit, N/min (or N/s)"),
     primary: bool = typer.Option(False, "--primary", help="Make it the primary key"),
+    allow_unknown: bool = typer.Option(
+        False,
+        "--allow-unknown",
+        help="Accept --collection names that no collection has yet (warns about each)",
+    ),
     data_dir: Path | None = DataDir,
     as_json: bool = JsonOut,
 ) -> None:
@@ -213,8 +227,12 @@ def create(
             origins=origin or (),
             rate_limit_per_minute=parse_rate(rate) if rate else None,
         )
-        created = services.keys.create(cli_actor(), name, scopes, restrictions, primary)
-    _created_output(created, now, as_json, "Created key")
+        created = services.keys.create(
+            cli_actor(), name, scopes, restrictions, primary, allow_unknown
+        )
+        unknown = services.keys.unknown_collections(restrictions.collections)
+    warnings = unknown_collection_warnings(unknown)
+    _created_output(created, now, as_json, "Created key", warnings)
 
 
 @app.command("new-primary")
@@ -379,6 +397,28 @@ def usage(
 # --- changing ------------------------------------------------------------------------
 
 
+@app.command("expiry")
+def expiry(
+    key: str = KeyArg,
+    at: str | None = typer.Option(
+        None, "--at", help="New expiry: ISO time (2027-01-31T00:00:00Z) or duration from now (48h)"
+    ),
+    never: bool = typer.Option(False, "--never", help="Cancel the expiry: the key never expires"),
+    data_dir: Path | None = DataDir,
+    as_json: bool = JsonOut,
+) -> None:
+    """Move or cancel the time a key stops working (after a roll: the old key's)."""
+    with _services(data_dir, as_json) as services:
+        if (at is None) == (not never):
+            raise InvalidInput("give --at TIME or --never (one of them)", field="expiresAt")
+        now = services.keys.clock()
+        new_at = parse_expiry(at, now) if at is not None else None
+        info = services.keys.set_expiry(cli_actor(), key, new_at)
+    when = info.restrictions.expires_at
+    said = f"expires {_iso(when)} UTC" if when else "never expires"
+    _info_output(info, now, as_json, f"{info.name} ({info.id}) {said}.")
+
+
 @app.command("make-primary")
 def make_primary(
     key: str = KeyArg, data_dir: Path | None = DataDir, as_json: bool = JsonOut
@@ -496,7 +536,7 @@ def derive(
     origin: list[str] = typer.Option(
         ..., "--origin", help="A page origin allowed to use it, https://shop.example (repeatable)"
     ),
-    ttl: str = typer.Option("1h", "--ttl", help=f"Lifetime, at most {MAX_TTL} (1h)"),
+    ttl: str = typer.Option("1h", "--ttl", help=f"Lifetime, at most {MAX_TTL_TEXT} (default 1h)"),
     filter_: str | None = typer.Option(
         None, "--filter", help="A pre-filter ANDed into every search (the browser cannot drop it)"
     ),

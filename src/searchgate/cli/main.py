@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import secrets
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import typer
 import uvicorn
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +22,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from uvicorn.supervisors import Multiprocess
 
 from searchgate.catalog import changelog
 from searchgate.catalog.service import parse_settings
@@ -183,8 +188,7 @@ def serve(
     os.environ["SEARCHGATE_PORT"] = str(settings.port)
     if settings.database_url:
         os.environ["SEARCHGATE_DATABASE_URL"] = settings.database_url
-    console.print(f"Searchgate listening on http://{settings.host}:{settings.port}")
-    uvicorn.run(
+    config = uvicorn.Config(
         "searchgate.api.factory:app_from_env",
         factory=True,
         host=settings.host,
@@ -194,6 +198,48 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    sock = _listen(settings.host, settings.port, config.backlog)
+    display = f"[{settings.host}]" if ":" in settings.host else settings.host
+    console.print(
+        f"Searchgate listening on http://{escape(display)}:{sock.getsockname()[1]}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    server = uvicorn.Server(config)
+    if config.workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(3)
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    """The listening socket, bound before anything says the server listens; a port
+    that cannot be had is one line and exit 1, not a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        reason = {
+            errno.EADDRINUSE: "the address is in use (is another server running? choose "
+            "another --port)",
+            errno.EACCES: "permission denied (ports below 1024 need privileges)",
+            errno.EADDRNOTAVAIL: "this host has no such address (check --host)",
+        }.get(exc.errno or 0, exc.strerror or str(exc))
+        console.print(
+            f"[red]error:[/red] cannot listen on {escape(host)}:{port}: {escape(reason)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @app.command()

@@ -21,6 +21,7 @@ from typing import Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from searchgate.cli.common import EXIT_USAGE, JsonOut, console, emit_json
@@ -40,12 +41,13 @@ from searchgate.secretstores import StoreError, open_store
 TOKEN_VARIABLE = "SEARCHGATE_ADMIN_TOKEN"  # noqa: S105 (a variable name, not a token)
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 finished, nothing to do, dry run or aborted; 1 server error or "
-    "unreachable (re-run resumes); 2 bad options; 3 a precondition failed (permissions, "
-    "store, the store's key is not the primary); 4 systems did not move, or used the old "
-    "key during probation; 5 the secret store failed (the old key still works); 6 "
-    "verification failed; 7 another run drives this rotation; 8 --abort after the old "
-    "key was deleted; 130 interrupted (re-run resumes)."
+    "Exit codes: 0 finished, nothing to do (the last rotation finished, or the key is "
+    "younger than --if-older-than), dry run or aborted; 1 server error or unreachable "
+    "(re-run resumes); 2 bad options; 3 a precondition failed (the admin token is refused "
+    "or lacks a permission, the store, the store's key is not the primary); 4 systems did "
+    "not move, or used the old key during probation; 5 the secret store failed (the old "
+    "key still works); 6 verification failed; 7 another run drives this rotation; 8 "
+    "--abort after the old key was deleted; 130 interrupted (re-run resumes)."
 )
 
 
@@ -74,7 +76,7 @@ class Reporter:
             "warning": "[yellow]![/yellow] ",
             "plan": "  · ",
         }.get(event.kind, "  ")
-        console.print(style + event.message, highlight=False)
+        console.print(style + escape(event.message), highlight=False)
 
     @staticmethod
     def _table(event: RotationEvent) -> Table:
@@ -144,6 +146,13 @@ def rotate(
     if_older_than: str | None = typer.Option(
         None, "--if-older-than", help="For cron: do nothing while the primary key is younger"
     ),
+    new: bool = typer.Option(
+        False,
+        "--new",
+        help="Start another rotation even though the last one finished and its key is "
+        "still the primary (without it, a re-run after a finished rotation says so and "
+        "does nothing)",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what each step would do"),
     abort: bool = typer.Option(False, "--abort", help="Roll back the unfinished rotation"),
     force: bool = typer.Option(
@@ -185,6 +194,7 @@ def rotate(
         force=force,
         dry_run=dry_run,
         if_older_than=_duration(if_older_than, "--if-older-than") if if_older_than else None,
+        new=new,
         lease_seconds=lease_seconds,
         poll_seconds=max(0.05, _duration(poll, "--poll").total_seconds()),
         crash_after=crash_after,
@@ -231,7 +241,9 @@ def _report(result: RunResult, as_json: bool) -> None:
         emit_json(result.to_dict())
         return
     colour = "green" if result.outcome in ("finished", "aborted") else "cyan"
-    console.print(f"[{colour}]{result.outcome}[/{colour}]: {result.message}", highlight=False)
+    console.print(
+        f"[{colour}]{result.outcome}[/{colour}]: {escape(result.message)}", highlight=False
+    )
 
 
 def _failed(reporter: Reporter, exc: SearchgateError | StoreError, code: int, as_json: bool) -> int:
@@ -243,5 +255,5 @@ def _failed(reporter: Reporter, exc: SearchgateError | StoreError, code: int, as
     )
     if as_json:
         emit_json({"error": body, "exitCode": code})
-    console.print(f"[red]stopped[/red]: {exc.message}", highlight=False)
+    console.print(f"[red]stopped[/red]: {escape(exc.message)}", highlight=False)
     return code

@@ -5,21 +5,32 @@ rotation reaches them without a deployment: ``read`` prints it for a shell
 (``KEY=$(searchgate store read ...)``), ``render`` writes config files (upload jobs,
 SAYT snippets for server-side rendering) from a template and can keep them current.
 
-Exit codes: 0 done; 1 the store holds no key yet; 2 bad input or a store failure.
+Exit codes: 0 done; 1 the store holds no key yet; 2 bad input or a store failure; 3
+``render --exec``'s command failed (without ``--watch``).
 """
 
 from __future__ import annotations
 
-import os
+import math
+import shlex
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import typer
-from jinja2 import Environment, StrictUndefined, TemplateError
+from rich.markup import escape
 
 from searchgate.cli.common import EXIT_NO, console, emit_json
+from searchgate.cli.render import (
+    ERROR_BACKOFF_CAP_SECONDS,
+    EXEC_TIMEOUT_SECONDS,
+    WATCH_FLOOR_SECONDS,
+    WATCH_MAX_SECONDS,
+    RenderFailed,
+    render_template,
+    run_command,
+    watch_store,
+)
+from searchgate.keys.format import check_key_format
 from searchgate.secretstores import KINDS, SecretStore, StoreError, StoreNotFound, open_store
 
 app = typer.Typer(
@@ -40,7 +51,7 @@ def _open(kind: str, path: str) -> SecretStore:
     try:
         return open_store(kind, path)
     except StoreError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -48,10 +59,10 @@ def _read_value(store: SecretStore) -> tuple[str, str]:
     try:
         current = store.read()
     except StoreNotFound as exc:
-        console.print(f"[yellow]{exc}[/yellow]")
+        console.print(f"[yellow]{escape(str(exc))}[/yellow]")
         raise typer.Exit(EXIT_NO) from None
     except StoreError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     return current.value, current.version
 
@@ -94,6 +105,11 @@ def write(
     if not value:
         console.print("[red]no key on stdin[/red]")
         raise typer.Exit(2)
+    problem = check_key_format(value)
+    if problem is not None:
+        # Every system reads what is stored here: a typo would take them all down.
+        console.print(f"[red]not a Searchgate client key ({problem}); nothing stored[/red]")
+        raise typer.Exit(2)
     store = _open(kind, path)
     try:
         if expected_version is None:
@@ -103,34 +119,31 @@ def write(
                 expected_version = None
         written = store.write(value, expected_version)
     except StoreError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     console.print(f"{store.location}: stored as version {written.version}")
 
 
-def _render(template: str, key: str, out: Path) -> bool:
-    """Writes ``out`` atomically (mode 0600); True when its content changed."""
-    env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)  # noqa: S701 - config files, not HTML
+def _watch_interval(value: float | None) -> float | None:
+    if value is not None and not (
+        math.isfinite(value) and WATCH_FLOOR_SECONDS <= value <= WATCH_MAX_SECONDS
+    ):
+        raise typer.BadParameter(
+            f"--watch is {WATCH_FLOOR_SECONDS:g} to {WATCH_MAX_SECONDS:g} seconds, not {value:g}"
+        )
+    return value
+
+
+def _command(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
     try:
-        text = env.from_string(template).render(client_key=key)
-    except TemplateError as exc:
-        console.print(f"[red]template error: {exc}[/red]")
-        raise typer.Exit(2) from None
-    if out.exists() and out.read_text() == text:
-        return False
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--exec: {exc}") from None
+    if not argv:
+        raise typer.BadParameter("--exec needs a command")
+    return argv
 
 
 @app.command("render")
@@ -142,29 +155,53 @@ def render(
         "--template",
         exists=True,
         dir_okay=False,
-        help="A Jinja2 template using {{ client_key }}",
+        help="A Jinja2 template using {{ client_key }}, or {{ browser_token(collection=..., "
+        "origin=..., ttl='30m', scope='sayt') }} for a page",
     ),
     out: Path = typer.Option(..., "--out", help="The config file to write (mode 0600)"),
     watch: float | None = typer.Option(
-        None, "--watch", help="Keep running and re-render when the key changes, every N seconds"
+        None,
+        "--watch",
+        callback=_watch_interval,
+        help=f"Keep running and re-render when the key changes: read the store every N "
+        f"seconds ({WATCH_FLOOR_SECONDS:g} to {WATCH_MAX_SECONDS:g}); failed reads are "
+        f"retried with backoff, up to {ERROR_BACKOFF_CAP_SECONDS:g} s apart",
+    ),
+    exec_: str | None = typer.Option(
+        None,
+        "--exec",
+        help="Run this command (split like a shell would, run without one) after each "
+        f"change of the file, so a system that reads it once reloads; {EXEC_TIMEOUT_SECONDS:g} s "
+        "at most. A failure is reported; with --watch it goes on watching",
     ),
 ) -> None:
-    """Write a config file (upload job, SAYT set-up) with the current key from the store."""
+    """Write a config file (upload job, SAYT set-up) with the current key from the store.
+
+    Exit codes: 0 done; 1 the store holds no key yet; 2 bad input, a template error or a
+    store failure; 3 the --exec command failed."""
+    command = _command(exec_)
     store = _open(kind, path)
     source = template.read_text()
-    seen: str | None = None
-    while True:
+    failed = False
+
+    def on_change(value: str, ver: str) -> float | None:
+        nonlocal failed
         try:
-            value, ver = _read_value(store)
-        except typer.Exit:
-            if watch is None:
-                raise
-            time.sleep(watch)
-            continue
-        if ver != seen:
-            if _render(source, value, out):
-                console.print(f"rendered {out} from {store.location} version {ver}")
-            seen = ver
-        if watch is None:
-            return
-        time.sleep(max(0.5, watch))
+            rendered = render_template(source, value, out)
+        except RenderFailed as exc:
+            console.print(f"[red]template error: {escape(str(exc))}[/red]", highlight=False)
+            raise typer.Exit(2) from None
+        if rendered.changed:
+            console.print(
+                f"rendered {escape(str(out))} from {escape(store.location)} version {escape(ver)}"
+            )
+            if command is not None:
+                failed = not run_command(command)
+        return rendered.refresh_after
+
+    if watch is None:
+        on_change(*_read_value(store))
+        if failed:
+            raise typer.Exit(3)
+        return
+    watch_store(store, on_change, watch)

@@ -16,10 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from searchgate.accounts.invitations import DEFAULT_LIFETIME, invitation_url
 from searchgate.cli.common import DataDir, JsonOut, console, emit_json, fail, settings_for
 from searchgate.errors import SearchgateError
 from searchgate.permissions import Actor
 from searchgate.runtime import build_services
+
+DEFAULT_HOURS = int(DEFAULT_LIFETIME.total_seconds() // 3600)
 
 app = typer.Typer(help="Manage Command Center users (there is no default account).")
 
@@ -155,6 +158,124 @@ def reset_mfa(
 ) -> None:
     """Remove a user's MFA (lost device and recovery codes); they enrol again."""
     _simple("reset-mfa", user, data_dir, as_json)
+
+
+@app.command("set-password")
+def set_password(
+    user: str = typer.Argument(..., help="User id or email"),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from the first line of stdin"
+    ),
+    keep: bool = typer.Option(
+        False,
+        "--keep",
+        help="Do not ask for a change at the next sign-in (for one's own account)",
+    ),
+    data_dir: Path | None = DataDir,
+    as_json: bool = JsonOut,
+) -> None:
+    """Set someone's password (a forgotten one): their sessions end, and they must
+    change it at their next sign-in unless --keep."""
+    services = build_services(settings_for(data_dir))
+    password = _read_password(password_stdin)
+    actor = cli_actor()
+    try:
+        services.users.reset_password(actor, user, password, temporary=not keep)
+        info = services.users.get(actor, user)
+    except SearchgateError as exc:
+        fail(exc, as_json)
+        return
+    finally:
+        services.db.dispose()
+    if as_json:
+        emit_json(info.to_dict())
+        return
+    then = "" if keep else "; they must change it at their next sign-in"
+    console.print(f"Password of {info.email} set: their sessions ended{then}.")
+
+
+@app.command("invite")
+def invite(
+    email: str = typer.Option(..., "--email", help="The person's email address (their login)"),
+    role: str = typer.Option(..., "--role", help="admin, merchandiser, viewer or a custom role"),
+    name: str | None = typer.Option(None, "--name", help="Display name (they may change it)"),
+    hours: int = typer.Option(
+        DEFAULT_HOURS, "--hours", help="How long the link works (1 hour to 30 days)"
+    ),
+    base_url: str = typer.Option(
+        "", "--base-url", help="The Command Center's address, e.g. https://search.example.com"
+    ),
+    data_dir: Path | None = DataDir,
+    as_json: bool = JsonOut,
+) -> None:
+    """Invite a person by a one-time link: they choose their own password. The link is
+    printed once; send it to them by a channel you trust."""
+    services = build_services(settings_for(data_dir))
+    try:
+        created = services.invitations.create(
+            cli_actor(), email, role, name, timedelta(hours=hours)
+        )
+    except SearchgateError as exc:
+        fail(exc, as_json)
+        return
+    finally:
+        services.db.dispose()
+    url = invitation_url(base_url, created.secret)
+    now = services.invitations.clock()
+    if as_json:
+        emit_json({"url": url, "invitation": created.info.to_dict(now)})
+        return
+    expires = created.info.expires_at.isoformat()[:16].replace("T", " ")
+    console.print(
+        f"Invitation for {created.info.email} ({created.info.role}), valid until "
+        f"{expires} UTC. The link, shown this once:"
+    )
+    typer.echo(url)
+
+
+@app.command("invitations")
+def invitations(
+    show_all: bool = typer.Option(False, "--all", help="Also used, withdrawn and expired ones"),
+    data_dir: Path | None = DataDir,
+    as_json: bool = JsonOut,
+) -> None:
+    """List invitations still waiting to be accepted."""
+    services = build_services(settings_for(data_dir))
+    try:
+        infos = services.invitations.list(cli_actor(), include_inactive=show_all)
+    finally:
+        services.db.dispose()
+    now = services.invitations.clock()
+    if as_json:
+        emit_json([i.to_dict(now) for i in infos])
+        return
+    table = Table("id", "email", "role", "invited by", "expires", "state")
+    for i in infos:
+        table.add_row(
+            i.id, i.email, i.role, i.invited_by, i.expires_at.isoformat()[:16], i.state(now)
+        )
+    Console().print(table)
+
+
+@app.command("withdraw-invitation")
+def withdraw_invitation(
+    invitation: str = typer.Argument(..., help="Invitation id (inv_...)"),
+    data_dir: Path | None = DataDir,
+    as_json: bool = JsonOut,
+) -> None:
+    """Withdraw a pending invitation: its link stops working at once."""
+    services = build_services(settings_for(data_dir))
+    try:
+        info = services.invitations.revoke(cli_actor(), invitation)
+    except SearchgateError as exc:
+        fail(exc, as_json)
+        return
+    finally:
+        services.db.dispose()
+    if as_json:
+        emit_json(info.to_dict(services.invitations.clock()))
+        return
+    console.print(f"The invitation for {info.email} was withdrawn.")
 
 
 @app.command("token")

@@ -20,9 +20,10 @@ import searchgate.console.routes_audit
 import searchgate.console.routes_auth
 import searchgate.console.routes_collections
 import searchgate.console.routes_dashboard
+import searchgate.console.routes_invitations
 import searchgate.console.routes_search
 import searchgate.console.routes_settings  # noqa: F401
-from searchgate.console import rotation_jobs
+from searchgate.console import error_pages, rotation_jobs
 from searchgate.console.web import ROUTES, make_endpoint
 
 STATIC = Path(__file__).parent / "static"
@@ -35,5 +36,6 @@ def install(app: FastAPI) -> None:
             Route(spec.path, make_endpoint(spec), methods=[spec.method], name=spec.name)
         )
     app.router.routes.append(Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC), name="static"))
+    error_pages.install(app)
     # The rotation wizard's background run, stopped before the runtime shuts down.
     rotation_jobs.install(app)

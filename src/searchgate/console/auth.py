@@ -21,9 +21,9 @@ from urllib.parse import quote, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from searchgate.audit import Outcome
+from searchgate.audit import Action, Outcome
 from searchgate.clock import utc_now
-from searchgate.errors import SearchgateError, Unauthenticated
+from searchgate.errors import SearchgateError, TooManyAttempts, Unauthenticated
 from searchgate.permissions import Actor, Permission
 from searchgate.runtime import Runtime
 
@@ -36,7 +36,7 @@ FLASH_COOKIE = "sg_flash"
 # cookie is (double-submit style) the anchor for the sign-in form's token.
 PRE_COOKIE = "sg_pre"
 PASSWORD_MIN = 12
-AUDIT_DENIED = "console:page:deny"
+AUDIT_DENIED = Action.PAGE_DENY
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,8 @@ def reauthenticate(ctx: Ctx, value: str) -> None:
             code=None if as_password else value,
         )
     except SearchgateError as exc:
+        if isinstance(exc, TooManyAttempts):
+            ctx.reauth_retry_after = exc.retry_after
         ctx.reauth_error = (
             "That password or code is not correct" if exc.field else exc.message.capitalize()
         )

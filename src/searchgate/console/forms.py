@@ -25,8 +25,8 @@ def errors_of(
     if isinstance(exc, ReauthenticationRequired):
         return {reauth_field: reauth_error or "Enter your password or a code to confirm"}
     name = fields.get(exc.field or "", fallback)
-    return {name: _sentence(exc.message)}
+    return {name: sentence(exc.message)}
 
 
-def _sentence(message: str) -> str:
+def sentence(message: str) -> str:
     return message[:1].upper() + message[1:] if message else message

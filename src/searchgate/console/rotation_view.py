@@ -11,6 +11,7 @@ from typing import Any
 
 from searchgate.config import Settings
 from searchgate.console.rotation_jobs import NEEDED
+from searchgate.keys.info import KeyInfo
 from searchgate.keys.service import KeyService
 from searchgate.keys.usage import SystemUse
 from searchgate.permissions import Actor
@@ -69,6 +70,10 @@ class Check:
     label: str
     ok: bool
     detail: str
+    # For the store check that failed: the way back the page offers ("store": put the
+    # primary key in the store; with ``stored``, also make that key primary again).
+    fix: str | None = None
+    stored: KeyInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -217,8 +222,9 @@ def _holds_primary(keys: KeyService, store: SecretStore, overview: Overview) -> 
         return Check(
             label,
             False,
-            "it holds no key yet: write the primary key there first "
-            f"(searchgate store write --store {store.kind} --path …)",
+            "it holds no key yet: write the primary key there (below), or with "
+            f"searchgate store write --store {store.kind} --path …",
+            fix="store",
         )
     except StoreError as exc:
         return Check(label, False, exc.message)
@@ -226,12 +232,23 @@ def _holds_primary(keys: KeyService, store: SecretStore, overview: Overview) -> 
     info = keys.verify(current.value)
     primary = overview.primary
     if info is None:
-        return Check(label, False, f"version {current.version} is not a key of this server")
+        return Check(
+            label,
+            False,
+            f"version {current.version} is not a key of this server: write the primary key "
+            "there (below)",
+            fix="store",
+        )
     if primary is None or info.id != primary.id:
+        usable = not info.deleted and info.usable(keys.clock())
         return Check(
             label,
             False,
             f"version {current.version} holds {info.name} ({info.display_prefix}…), not the "
-            "primary key: systems reading the store do not use the key being replaced",
+            "primary key (was a new primary key made by hand?): systems reading the store "
+            "do not use the key a rotation would replace. Write the primary key to the store"
+            + (f", or make {info.name} the primary key again (below)" if usable else " (below)"),
+            fix="store",
+            stored=info if usable else None,
         )
     return Check(label, True, f"version {current.version}: {info.name}")

@@ -1,4 +1,4 @@
-"""One's own account: MFA enrolment, personal API tokens, sessions."""
+"""One's own account: password, MFA enrolment, personal API tokens, sessions."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import segno
 from markupsafe import Markup
 from starlette.responses import Response
 
-from searchgate.console.forms import Errors, errors_of
-from searchgate.console.web import SIGNED_IN, Ctx, page
-from searchgate.errors import SearchgateError
+from searchgate.console.forms import Errors, errors_of, sentence
+from searchgate.console.web import PASSWORD_PAGE, SIGNED_IN, Ctx, page
+from searchgate.errors import SearchgateError, TooManyAttempts
 from searchgate.permissions import GRANTABLE_BY, CredentialKind
 
 TOKEN_LIFETIMES = (("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"))
@@ -35,7 +35,8 @@ def _account_page(
     me = ctx.me
     services = ctx.rt.services
     user_id = me.actor.user_id or ""
-    form = token_form or {"name": "", "expires": "90", "permissions": set(_token_perms(ctx))}
+    # Nothing is ticked for the person: a token should carry only what its script needs.
+    form = token_form or {"name": "", "expires": "90", "permissions": set()}
     return ctx.render(
         "account.html",
         400 if errors else 200,
@@ -85,6 +86,68 @@ def revoke_token(ctx: Ctx) -> Response:
 def end_session(ctx: Ctx) -> Response:
     ctx.rt.services.sessions.end(ctx.me.actor, ctx.param("session_id"))
     return ctx.redirect("/account", "The session was ended.")
+
+
+# --- password ---------------------------------------------------------------------------
+
+PASSWORD_FIELDS = {"current_password": "current", "password": "new"}
+
+
+def _password_page(ctx: Ctx, errors: Errors, status: int = 400) -> Response:
+    return ctx.render(
+        "account_password.html",
+        status if errors else 200,
+        title="Change your password",
+        required=ctx.me.actor.password_change_required,
+        errors=errors,
+    )
+
+
+@page(
+    "GET",
+    PASSWORD_PAGE,
+    SIGNED_IN,
+    name="password",
+    during_enrolment=True,
+    during_password_change=True,
+)
+def password_form(ctx: Ctx) -> Response:
+    return _password_page(ctx, {})
+
+
+@page(
+    "POST",
+    PASSWORD_PAGE,
+    SIGNED_IN,
+    name="password_change",
+    during_enrolment=True,
+    during_password_change=True,
+)
+def change_password(ctx: Ctx) -> Response:
+    current, new, repeat = ctx.field("current"), ctx.field("new"), ctx.field("repeat")
+    errors: Errors = {}
+    if not current:
+        errors["current"] = "Enter your current password"
+    if not new:
+        errors["new"] = "Choose a new password"
+    elif new != repeat:
+        errors["repeat"] = "The two new passwords differ"
+    if errors:
+        return _password_page(ctx, errors)
+    try:
+        ended = ctx.rt.services.auth.change_password(ctx.me.actor, current, new)
+    except TooManyAttempts as exc:
+        page = _password_page(ctx, {"current": sentence(exc.message)}, 429)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+    except SearchgateError as exc:
+        return _password_page(ctx, errors_of(exc, PASSWORD_FIELDS, "new"))
+    others = f" {ended} other session(s) ended." if ended else ""
+    if ctx.me.actor.mfa_enrolment_required:
+        return ctx.redirect(
+            "/account/mfa", "Your password was changed. Now set up two-factor authentication."
+        )
+    return ctx.redirect("/account", f"Your password was changed.{others}")
 
 
 # --- MFA ------------------------------------------------------------------------------

@@ -12,22 +12,23 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from starlette.responses import Response
 
 from searchgate.console.forms import Errors, errors_of
+from searchgate.console.key_chart import CHART_DAYS, Chart, build_chart
 from searchgate.console.web import Ctx, page
 from searchgate.errors import InvalidInput, ReauthenticationRequired, SearchgateError
 from searchgate.keys.info import CreatedKey, KeyInfo
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import SCOPE_HELP, Scope
 from searchgate.keys.service import MAX_ROLL_DELAY, KeyInUse
-from searchgate.keys.usage import DayCount, UsageQueries
+from searchgate.keys.usage import UsageQueries
+from searchgate.params import SQL_INT_MAX, whole_number
 from searchgate.permissions import Permission
 
-CHART_DAYS = 14
 # The dashboard warns this long before a key reaches settings.key_max_age_days.
 AGE_WARNING_DAYS = 14
 # The reason KeyService.report_leak gives a key it disables.
@@ -46,86 +47,6 @@ KEY_FIELDS = {
     "rateLimitPerMinute": "rate_limit",
 }
 _LIST_SPLIT = re.compile(r"[\s,]+")
-_WHOLE = re.compile(r"[0-9]{1,12}")
-
-# --- the traffic chart ---------------------------------------------------------------
-
-# Colour-blind-friendly hues (Okabe-Ito) for the busiest systems, grey for the rest.
-PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9")
-OTHERS = "other systems"
-OTHERS_COLOUR = "#8c96a3"
-BAR_WIDTH, BAR_GAP, CHART_HEIGHT = 14, 4, 56
-
-
-@dataclass(frozen=True)
-class Segment:
-    system: str
-    colour: str
-    count: int
-    y: float
-    height: float
-
-
-@dataclass(frozen=True)
-class Bar:
-    day: date
-    x: int
-    total: int
-    segments: tuple[Segment, ...]
-
-
-@dataclass(frozen=True)
-class Chart:
-    """Requests per day over the last CHART_DAYS days, stacked by system: drawn as an
-    SVG, and given as a table for screen readers and for exact figures."""
-
-    bars: tuple[Bar, ...]
-    legend: tuple[tuple[str, str, int], ...]  # (system, colour, requests)
-    total: int
-    peak: int
-    width: int = CHART_DAYS * (BAR_WIDTH + BAR_GAP)
-    height: int = CHART_HEIGHT
-    bar_width: int = BAR_WIDTH
-
-    def count(self, bar: Bar, system: str) -> int:
-        return sum(s.count for s in bar.segments if s.system == system)
-
-
-def build_chart(counts: list[DayCount], today: date, days: int = CHART_DAYS) -> Chart:
-    per_system: dict[str, int] = {}
-    for c in counts:
-        per_system[c.system] = per_system.get(c.system, 0) + c.requests
-    ranked = sorted(per_system, key=lambda s: (-per_system[s], s))
-    # With more systems than colours, the busiest keep a colour and the rest share grey.
-    named = ranked if len(ranked) <= len(PALETTE) else ranked[: len(PALETTE) - 1]
-    colours = {s: PALETTE[i] for i, s in enumerate(named)}
-    legend = [(s, colours[s], per_system[s]) for s in named]
-    if len(named) < len(ranked):
-        legend.append((OTHERS, OTHERS_COLOUR, sum(per_system[s] for s in ranked[len(named) :])))
-    by_day: dict[date, dict[str, int]] = {}
-    for c in counts:
-        label = c.system if c.system in colours else OTHERS
-        of_day = by_day.setdefault(c.day, {})
-        of_day[label] = of_day.get(label, 0) + c.requests
-    first = today - timedelta(days=days - 1)
-    totals = [sum(by_day.get(first + timedelta(days=i), {}).values()) for i in range(days)]
-    peak = max(totals, default=0)
-    bars = []
-    for i in range(days):
-        day = first + timedelta(days=i)
-        bottom = float(CHART_HEIGHT)
-        segments = []
-        for system, colour, _total in legend:
-            n = by_day.get(day, {}).get(system, 0)
-            if not n:
-                continue
-            # A day with a single request still shows as a sliver.
-            height = max(1.0, round(n / peak * CHART_HEIGHT, 2))
-            bottom -= height
-            segments.append(Segment(system, colour, n, round(bottom, 2), height))
-        bars.append(Bar(day, i * (BAR_WIDTH + BAR_GAP), totals[i], tuple(segments)))
-    return Chart(tuple(bars), tuple(legend), sum(totals), peak)
-
 
 # --- reading -------------------------------------------------------------------------
 
@@ -201,7 +122,7 @@ def _blank_form() -> dict[str, object]:
     return {
         "name": "",
         "scopes": set(),
-        "collections": "",
+        "collections": set(),
         "expires_at": "",
         "ip_ranges": "",
         "origins": "",
@@ -218,13 +139,19 @@ def _new_page(ctx: Ctx, form: dict[str, object], errors: Errors) -> Response:
         form=form,
         errors=errors,
         scopes=[(s.value, SCOPE_HELP[s]) for s in Scope],
+        # Picked from the collections that exist: a mistyped name would find nothing.
+        known_collections=sorted(ctx.rt.services.catalog.collection_names()),
         has_primary=ctx.rt.services.keys.primary() is not None,
     )
 
 
 def _whole(text: str) -> int | None:
-    """A whole number typed in ASCII digits (``str.isdigit`` also accepts "²")."""
-    return int(text) if _WHOLE.fullmatch(text) else None
+    """A whole number typed in ASCII digits, or None: the form's own message says what
+    it expects."""
+    try:
+        return whole_number(text, "number", low=0, high=SQL_INT_MAX)
+    except InvalidInput:
+        return None
 
 
 def _items(text: str) -> list[str]:
@@ -239,7 +166,8 @@ def _restrictions(form: dict[str, object], now: datetime) -> Restrictions:
         raise InvalidInput(
             "the rate limit is a whole number of requests per minute", field="rateLimitPerMinute"
         )
-    collections = _items(str(form["collections"]))
+    chosen = form["collections"]
+    collections = sorted(chosen) if isinstance(chosen, set) else []
     restrictions = Restrictions.build(
         collections=collections or None,
         expires_at=str(form["expires_at"]) or None,
@@ -259,9 +187,15 @@ def new_key(ctx: Ctx) -> Response:
 
 @page("POST", "/admin/keys", Permission.KEYS_MANAGE, name="key_create")
 def create_key(ctx: Ctx) -> Response:
-    form = {name: ctx.field(name).strip() for name in _blank_form() if name != "scopes"}
+    lists = ("scopes", "collections")
+    form = {name: ctx.field(name).strip() for name in _blank_form() if name not in lists}
     chosen = set(ctx.fields("scope"))
-    form_values: dict[str, object] = {**form, "scopes": chosen, "primary": bool(form["primary"])}
+    form_values: dict[str, object] = {
+        **form,
+        "scopes": chosen,
+        "collections": {c.strip() for c in ctx.fields("collection") if c.strip()},
+        "primary": bool(form["primary"]),
+    }
     known = {s.value for s in Scope}
     if not chosen or not chosen <= known:
         message = (
@@ -292,13 +226,44 @@ def _stale(ctx: Ctx) -> Response:
     )
 
 
+def _confirm_page(ctx: Ctx, kind: str, info: KeyInfo, errors: Errors, **values: object) -> Response:
+    """What a new primary key or a roll will do, confirmed with a button (and the
+    password or a code when the last proof is older than the re-authentication window)."""
+    now = _now(ctx)
+    quiet = ctx.rt.services.keys.delete_quiet
+    return ctx.render(
+        "admin_keys_confirm.html",
+        400 if errors else 200,
+        title=("Create a new primary key" if kind == "new-primary" else f"Roll {info.name}"),
+        kind=kind,
+        key=info,
+        live=bool(info.last_used_at and info.last_used_at >= now - quiet),
+        quiet_minutes=int(quiet.total_seconds() // 60),
+        errors=errors,
+        seen=_seen_marker(info),
+        **values,
+    )
+
+
+@page("GET", "/admin/keys/new-primary", Permission.KEYS_MANAGE, name="key_new_primary_form")
+def new_primary_form(ctx: Ctx) -> Response:
+    current = ctx.rt.services.keys.primary()
+    if current is None:
+        return ctx.redirect("/admin/keys/new", "There is no key yet: create the first one.")
+    return _confirm_page(ctx, "new-primary", current, {})
+
+
 @page("POST", "/admin/keys/new-primary", Permission.KEYS_MANAGE, name="key_new_primary")
 def new_primary(ctx: Ctx) -> Response:
     service = ctx.rt.services.keys
     current = service.primary()
     if current is None or ctx.field("replaces") != current.id:
         return _stale(ctx)
-    created = service.new_primary(ctx.me.actor)
+    try:
+        created = service.new_primary(ctx.me.actor)
+    except ReauthenticationRequired as exc:
+        errors = errors_of(exc, {}, "reauth", ctx.reauth_error)
+        return _confirm_page(ctx, "new-primary", current, errors)
     return _secret_page(ctx, created, "New primary key")
 
 
@@ -316,12 +281,23 @@ def _detail_page(
         key=_view(info, usage, now),
         systems=usage.systems(info.id),
         errors=errors,
-        form=form or {"hours": str(DEFAULT_ROLL_HOURS), "roll_name": "", "reason": ""},
+        form={**_blank_detail_form(info), **(form or {})},
         seen=_seen_marker(info),
         max_roll_hours=MAX_ROLL_HOURS,
         leak_reason=LEAK_REASON,
         max_age=ctx.rt.services.settings.key_max_age_days,
     )
+
+
+def _blank_detail_form(info: KeyInfo) -> dict[str, str]:
+    at = info.restrictions.expires_at
+    return {
+        "hours": str(DEFAULT_ROLL_HOURS),
+        "roll_name": "",
+        "reason": "",
+        # As a datetime-local field shows it (UTC, to the minute).
+        "expires_at": at.strftime("%Y-%m-%dT%H:%M") if at else "",
+    }
 
 
 @page("GET", "/admin/keys/{key_id}", Permission.KEYS_READ, name="key")
@@ -330,26 +306,80 @@ def key(ctx: Ctx) -> Response:
     return _detail_page(ctx, info, {})
 
 
+def _roll_hours(form: dict[str, str]) -> tuple[int | None, Errors]:
+    hours = _whole(form["hours"])
+    if hours is None or hours > MAX_ROLL_HOURS:
+        message = f"Enter whole hours from 0 to {MAX_ROLL_HOURS} ({MAX_ROLL_DELAY.days} days)"
+        return None, {"hours": message}
+    return hours, {}
+
+
+def _roll_confirm(ctx: Ctx, info: KeyInfo, hours: int, name: str, errors: Errors) -> Response:
+    at = _now(ctx) + timedelta(hours=hours)
+    current = info.restrictions.expires_at
+    return _confirm_page(
+        ctx,
+        "roll",
+        info,
+        errors,
+        hours=hours,
+        roll_name=name,
+        stops_at=current if current is not None and current < at else at,
+    )
+
+
+@page("GET", "/admin/keys/{key_id}/roll", Permission.KEYS_MANAGE, name="key_roll_form")
+def roll_form(ctx: Ctx) -> Response:
+    info = ctx.rt.services.keys.get(ctx.param("key_id"))
+    form = {"hours": ctx.query("hours").strip(), "roll_name": ctx.query("roll_name").strip()}
+    hours, errors = _roll_hours(form)
+    if hours is None:
+        return _detail_page(ctx, info, errors, form)
+    return _roll_confirm(ctx, info, hours, form["roll_name"], {})
+
+
 @page("POST", "/admin/keys/{key_id}/roll", Permission.KEYS_MANAGE, name="key_roll")
 def roll(ctx: Ctx) -> Response:
     service = ctx.rt.services.keys
     info = service.get(ctx.param("key_id"))
     form = {"hours": ctx.field("hours").strip(), "roll_name": ctx.field("roll_name").strip()}
-    form["reason"] = ""
     if ctx.field("seen") != _seen_marker(info):
         return _stale(ctx)
-    hours = _whole(form["hours"])
-    if hours is None or hours > MAX_ROLL_HOURS:
-        message = f"Enter whole hours from 0 to {MAX_ROLL_HOURS} ({MAX_ROLL_DELAY.days} days)"
-        return _detail_page(ctx, info, {"hours": message}, form)
+    hours, errors = _roll_hours(form)
+    if hours is None:
+        return _detail_page(ctx, info, errors, form)
     try:
         created = service.roll(
             ctx.me.actor, info.id, timedelta(hours=hours), form["roll_name"] or None
         )
+    except ReauthenticationRequired as exc:
+        errors = errors_of(exc, {}, "reauth", ctx.reauth_error)
+        return _roll_confirm(ctx, info, hours, form["roll_name"], errors)
     except SearchgateError as exc:
         fields = {"expiresInSeconds": "hours", "name": "roll_name"}
         return _detail_page(ctx, info, errors_of(exc, fields, "hours", ctx.reauth_error), form)
     return _secret_page(ctx, created, "Key rolled")
+
+
+@page("POST", "/admin/keys/{key_id}/expiry", Permission.KEYS_MANAGE, name="key_expiry")
+def expiry(ctx: Ctx) -> Response:
+    """Moves the time a key stops working (a roll set one), or cancels it."""
+    service = ctx.rt.services.keys
+    info = service.get(ctx.param("key_id"))
+    typed = ctx.field("expires_at").strip()
+    never = ctx.field("never") == "yes"
+    form = {"expires_at": typed}
+    try:
+        if not never and not typed:
+            raise InvalidInput("Enter the new expiry, or choose “Never expire”", field="expiresAt")
+        at = None if never else Restrictions.build(expires_at=typed).expires_at
+        changed = service.set_expiry(ctx.me.actor, info.id, at)
+    except SearchgateError as exc:
+        fields = {"expiresAt": "expires_at"}
+        return _detail_page(ctx, info, errors_of(exc, fields, "expires_at", ctx.reauth_error), form)
+    when = changed.restrictions.expires_at
+    said = f"stops working at {when:%Y-%m-%d %H:%M} UTC" if when else "never expires now"
+    return ctx.redirect(f"/admin/keys/{info.id}", f"Key {info.name} {said}.")
 
 
 def _change(ctx: Ctx, verb: str) -> Response:
@@ -368,10 +398,12 @@ def _change(ctx: Ctx, verb: str) -> Response:
         else:
             service.make_primary(actor, info.id)
             message = f"Key {info.name} is the primary key now."
+    except ReauthenticationRequired:
+        # These buttons have no password field: the confirmation page, then back here.
+        raise
     except SearchgateError as exc:
         errors = errors_of(exc, {"reason": "reason"}, "actions", ctx.reauth_error, "actions")
-        form = {"hours": str(DEFAULT_ROLL_HOURS), "roll_name": "", "reason": reason}
-        return _detail_page(ctx, info, errors, form)
+        return _detail_page(ctx, info, errors, {"reason": reason})
     return ctx.redirect(f"/admin/keys/{info.id}", message)
 
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from starlette.responses import Response
 
 from searchgate.console.auth import recently_reauthenticated
-from searchgate.console.forms import Errors
+from searchgate.console.forms import Errors, errors_of
 from searchgate.console.rotation_jobs import (
     LEASE_SECONDS,
     POLL_SECONDS,
@@ -35,11 +35,12 @@ from searchgate.console.rotation_view import (
     system_rows,
 )
 from searchgate.console.web import Ctx, page
-from searchgate.errors import Conflict, SearchgateError
+from searchgate.errors import Conflict, ReauthenticationRequired, SearchgateError
 from searchgate.permissions import Permission
 from searchgate.rotation.common import UNFINISHED, Timing, format_duration, parse_duration
 from searchgate.rotation.runner import RunOptions
 from searchgate.rotation.service import Overview, RotationInfo, RotationService, rotation_service
+from searchgate.rotation.store_repair import restore_stored_primary, write_primary_to_store
 from searchgate.secretstores import SecretStore
 
 PAGE = "/admin/rotation"
@@ -209,7 +210,10 @@ def _timing(form: dict[str, str]) -> tuple[Timing | None, Errors]:
 
 
 def _options(timing: Timing) -> RunOptions:
-    return RunOptions(timing=timing, lease_seconds=LEASE_SECONDS, poll_seconds=POLL_SECONDS)
+    # A click on "start" asks for a new rotation even when the last one finished.
+    return RunOptions(
+        timing=timing, new=True, lease_seconds=LEASE_SECONDS, poll_seconds=POLL_SECONDS
+    )
 
 
 def _backend(ctx: Ctx) -> PersonBackend:
@@ -280,6 +284,48 @@ def resume(ctx: Ctx) -> Response:
     except Conflict as exc:
         return _refused(ctx, exc.message)
     return ctx.redirect(PAGE, f"Continuing rotation {rot.id} after step {rot.step}.")
+
+
+@page("POST", PAGE + "/store/write", Permission.KEYS_MANAGE, name="rotation_store_write")
+def store_write(ctx: Ctx) -> Response:
+    """The primary key (pasted: its secret was shown once) written to the store."""
+    store = _store(ctx)
+    if store.store is None:
+        return _refused(ctx, store.problem or NO_STORE)
+    try:
+        done = write_primary_to_store(
+            _rotations(ctx), ctx.me.actor, store.store, ctx.field("secret")
+        )
+    except ReauthenticationRequired as exc:
+        return _page(ctx, errors=errors_of(exc, {}, "reauth", ctx.reauth_error))
+    except SearchgateError as exc:
+        return _page(ctx, errors=errors_of(exc, {"secret": "secret"}, "secret"))
+    return ctx.redirect(
+        PAGE,
+        f"The store holds the primary key {done.key_name} now (version {done.version_after}).",
+    )
+
+
+@page("POST", PAGE + "/store/make-primary", Permission.KEYS_MANAGE, name="rotation_store_primary")
+def store_primary(ctx: Ctx) -> Response:
+    """The key the store holds made the primary key again. Without a recent proof the
+    pipeline sends the person to confirm it is them, then back to this page."""
+    store = _store(ctx)
+    if store.store is None:
+        return _refused(ctx, store.problem or NO_STORE)
+    try:
+        name = restore_stored_primary(
+            _rotations(ctx), ctx.me.actor, store.store, ctx.field("key_id")
+        )
+    except ReauthenticationRequired:
+        raise
+    except SearchgateError as exc:
+        return _refused(ctx, exc.message[:1].upper() + exc.message[1:])
+    return ctx.redirect(
+        PAGE,
+        f"{name} is the primary key again, as in the store. The key made by hand keeps "
+        "working and is marked to retire: delete it in Key Management once nothing uses it.",
+    )
 
 
 @page("GET", PAGE + "/abort", Permission.KEYS_MANAGE, name="rotation_abort_form")

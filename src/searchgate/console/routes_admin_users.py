@@ -19,7 +19,7 @@ USER_FIELDS = {
 }
 
 
-def _roles(ctx: Ctx) -> list[tuple[str, str]]:
+def roles_of(ctx: Ctx) -> list[tuple[str, str]]:
     return [
         (r.name, f"{r.name} (built-in)" if r.builtin else r.name)
         for r in ctx.rt.services.roles.list(ctx.me.actor)
@@ -34,6 +34,7 @@ def users(ctx: Ctx) -> Response:
         title="Users",
         users=service.list(ctx.me.actor),
         summary=service.admin_summary(ctx.me.actor),
+        invitations=ctx.rt.services.invitations.list(ctx.me.actor),
     )
 
 
@@ -44,7 +45,7 @@ def _new_page(ctx: Ctx, form: dict[str, str], errors: Errors) -> Response:
         title="New user",
         form=form,
         errors=errors,
-        roles=_roles(ctx),
+        roles=roles_of(ctx),
     )
 
 
@@ -70,7 +71,10 @@ def create_user(ctx: Ctx) -> Response:
         )
     except SearchgateError as exc:
         return _new_page(ctx, form, errors_of(exc, USER_FIELDS, "email", ctx.reauth_error))
-    return ctx.redirect(f"/admin/users/{created.id}", f"{created.email} can sign in now.")
+    return ctx.redirect(
+        f"/admin/users/{created.id}",
+        f"{created.email} can sign in now, and must then choose their own password.",
+    )
 
 
 def _user_page(
@@ -84,7 +88,7 @@ def _user_page(
         user=user,
         form=form or {"display_name": user.display_name, "role": user.role},
         errors=errors,
-        roles=_roles(ctx) if manage else [],
+        roles=roles_of(ctx) if manage else [],
         sessions=ctx.rt.services.sessions.list_for_user(ctx.me.actor, user.id) if manage else [],
         tokens=ctx.rt.services.tokens.list(ctx.me.actor, user.id) if manage else [],
         is_me=user.id == ctx.me.actor.user_id,

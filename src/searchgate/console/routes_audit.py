@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from starlette.responses import Response, StreamingResponse
 
-from searchgate.audit.service import AuditFilter
+from searchgate.audit.service import AuditEvent, AuditFilter
 from searchgate.audit.tags import Action, Outcome
 from searchgate.console.forms import Errors
 from searchgate.console.web import Ctx, page
+from searchgate.params import SQL_INT_MAX, whole_number
 from searchgate.permissions import Permission
 
 PAGE_SIZE = 50
+_KEY_ID = re.compile(r"^key_[0-9a-f]{16}$")
 FILTERS = ("user", "action", "target", "outcome", "since", "until")
 
 
@@ -25,6 +29,16 @@ def _day(raw: str, name: str, errors: Errors) -> date | None:
     except ValueError:
         errors[name] = "Give a date as YYYY-MM-DD"
         return None
+
+
+def key_names(ctx: Ctx, events: Iterable[AuditEvent]) -> dict[str, str]:
+    """Key ids among the events' targets -> the keys' names (tombstones too), for
+    people who may see keys: the page shows the name, the id beside it."""
+    if not ctx.can(Permission.KEYS_READ):
+        return {}
+    if not any(e.target and _KEY_ID.match(e.target) for e in events):
+        return {}
+    return {k.id: k.name for k in ctx.rt.services.keys.list(include_deleted=True)}
 
 
 def parse_filters(ctx: Ctx) -> tuple[AuditFilter, dict[str, str], Errors]:
@@ -52,8 +66,7 @@ def parse_filters(ctx: Ctx) -> tuple[AuditFilter, dict[str, str], Errors]:
 @page("GET", "/admin/audit", Permission.AUDIT_READ, name="audit")
 def audit(ctx: Ctx) -> Response:
     filters, values, errors = parse_filters(ctx)
-    before_raw = ctx.query("before")
-    before = int(before_raw) if before_raw.isdigit() else None
+    before = whole_number(ctx.query("before") or None, "before", low=1, high=SQL_INT_MAX)
     log = ctx.rt.services.audit
     if errors:
         filters = AuditFilter()
@@ -64,6 +77,7 @@ def audit(ctx: Ctx) -> Response:
         400 if errors else 200,
         title="Change log",
         events=result.events,
+        key_names=key_names(ctx, result.events),
         total=log.count(ctx.me.actor, filters),
         values=values,
         errors=errors,

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from searchgate.accounts.signin import SignInResult
 from searchgate.console import auth
 from searchgate.console.forms import Errors
-from searchgate.console.web import PUBLIC, SIGNED_IN, Ctx, page
+from searchgate.console.web import PASSWORD_PAGE, PUBLIC, SIGNED_IN, Ctx, page, safe_next
 from searchgate.errors import SearchgateError, TooManyAttempts
 
 ENDED = {
@@ -24,17 +24,10 @@ ENDED = {
 }
 
 
-def safe_next(value: str) -> str:
-    """Only a path on this site: never an open redirect."""
-    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
-
-
-def _sign_in_page(ctx: Ctx, errors: Errors, email: str = "") -> Response:
+def _sign_in_page(ctx: Ctx, errors: Errors, email: str = "", status: int = 401) -> Response:
     return ctx.render(
         "sign_in.html",
-        401 if errors else 200,
+        status if errors else 200,
         title="Sign in",
         errors=errors,
         email=email,
@@ -55,12 +48,21 @@ def _after(ctx: Ctx, result: SignInResult, target: str) -> Response:
     ctx.set_cookie(auth.SESSION_COOKIE, result.secret, None)
     if result.mfa_required:
         return ctx.redirect("/sign-in/mfa?next=" + quote(target, safe="/"))
+    if result.password_change_required:
+        return ctx.redirect(PASSWORD_PAGE, "Choose your own password to continue.")
     if result.mfa_enrolment_required:
         return ctx.redirect("/account/mfa", "Set up two-factor authentication to continue.")
     return ctx.redirect(target)
 
 
-def _throttled(exc: SearchgateError) -> str:
+def _throttled(page: Response, exc: TooManyAttempts) -> Response:
+    """The form again with the wait next to the field: 429 with Retry-After, as the
+    admin API answers a throttled request (docs/security.md)."""
+    page.headers["Retry-After"] = str(exc.retry_after)
+    return page
+
+
+def _wait_message(exc: TooManyAttempts) -> str:
     return exc.message[:1].upper() + exc.message[1:] + "."
 
 
@@ -80,17 +82,17 @@ def sign_in(ctx: Ctx) -> Response:
             email, password, ip=client.ip, user_agent=client.user_agent
         )
     except TooManyAttempts as exc:
-        return _sign_in_page(ctx, {"password": _throttled(exc)}, email)
+        return _throttled(_sign_in_page(ctx, {"password": _wait_message(exc)}, email, 429), exc)
     except SearchgateError:
         # One message for an unknown email, a wrong password and a disabled account.
         return _sign_in_page(ctx, {"password": "The email or password is not correct."}, email)
     return _after(ctx, result, safe_next(ctx.field("next", "/")))
 
 
-def _mfa_page(ctx: Ctx, errors: Errors) -> Response:
+def _mfa_page(ctx: Ctx, errors: Errors, status: int = 401) -> Response:
     return ctx.render(
         "sign_in_mfa.html",
-        401 if errors else 200,
+        status if errors else 200,
         title="Enter your code",
         errors=errors,
         next=safe_next(ctx.query("next", ctx.field("next", "/"))),
@@ -117,7 +119,7 @@ def mfa(ctx: Ctx) -> Response:
             ctx.session.secret, code, ip=client.ip, user_agent=client.user_agent
         )
     except TooManyAttempts as exc:
-        return _mfa_page(ctx, {"code": _throttled(exc)})
+        return _throttled(_mfa_page(ctx, {"code": _wait_message(exc)}, 429), exc)
     except SearchgateError as exc:
         if exc.field != "code":
             return ctx.redirect("/sign-in?reason=mfa_timeout")
@@ -125,7 +127,14 @@ def mfa(ctx: Ctx) -> Response:
     return _after(ctx, result, safe_next(ctx.field("next", "/")))
 
 
-@page("POST", "/sign-out", SIGNED_IN, name="sign_out", during_enrolment=True)
+@page(
+    "POST",
+    "/sign-out",
+    SIGNED_IN,
+    name="sign_out",
+    during_enrolment=True,
+    during_password_change=True,
+)
 def sign_out(ctx: Ctx) -> Response:
     client = ctx.client()
     # After a rotation in this very request the live session is the new one.
@@ -154,4 +163,8 @@ def reauth(ctx: Ctx) -> Response:
         errors = {"reauth": ctx.reauth_error}
     else:
         return ctx.redirect(target, "Confirmed. You can make sensitive changes for a few minutes.")
-    return ctx.render("reauth.html", 401, title="Confirm it is you", errors=errors, next=target)
+    status = 401 if ctx.reauth_retry_after is None else 429
+    page = ctx.render("reauth.html", status, title="Confirm it is you", errors=errors, next=target)
+    if ctx.reauth_retry_after is not None:
+        page.headers["Retry-After"] = str(ctx.reauth_retry_after)
+    return page

@@ -7,6 +7,7 @@ from starlette.responses import Response
 from searchgate.console.forms import Errors, errors_of
 from searchgate.console.web import Ctx, page
 from searchgate.errors import SearchgateError
+from searchgate.params import SQL_INT_MAX, size_choice, whole_number
 from searchgate.permissions import Permission
 
 PAGE_SIZES = (10, 25, 50, 100)
@@ -18,18 +19,12 @@ def collections(ctx: Ctx) -> Response:
     return ctx.render("collections.html", title="Collections", collections=collections)
 
 
-def _page_size(ctx: Ctx) -> int:
-    raw = ctx.query("size", "25")
-    return int(raw) if raw.isdigit() and int(raw) in PAGE_SIZES else 25
-
-
 @page("GET", "/collections/{name}", Permission.COLLECTIONS_READ, name="collection")
 def collection(ctx: Ctx) -> Response:
     info = ctx.rt.services.collections.get(ctx.me.actor, ctx.param("name"))
-    size = _page_size(ctx)
+    size = size_choice(ctx.query("size") or None, "size", PAGE_SIZES, 25)
     after = ctx.query("after") or None
-    start_raw = ctx.query("start", "1")
-    start = int(start_raw) if start_raw.isdigit() and int(start_raw) > 0 else 1
+    start = whole_number(ctx.query("start") or None, "start", low=1, high=SQL_INT_MAX, default=1)
     # One extra row tells whether there is a next page without counting.
     rows = ctx.rt.services.catalog.browse_records(info.name, after, size + 1)
     more = len(rows) > size

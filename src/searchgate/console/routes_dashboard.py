@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from searchgate.console.routes_admin_keys import key_notices
+from searchgate.console.routes_audit import key_names
 from searchgate.console.web import SIGNED_IN, Ctx, page
 from searchgate.permissions import Permission
 
@@ -28,6 +29,7 @@ def dashboard(ctx: Ctx) -> Response:
         title="Overview",
         collections=collections,
         changes=changes,
+        key_names=key_names(ctx, changes or []),
         summary=summary,
         my_mfa=services.mfa.status(actor.user_id or ""),
         key_notices=key_notices(ctx),

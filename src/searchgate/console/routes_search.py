@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from searchgate.console.web import Ctx, Refused, page
 from searchgate.errors import SearchgateError
+from searchgate.params import SQL_INT_MAX, size_choice, whole_number
 from searchgate.permissions import Permission
 from searchgate.runtime import Runtime
 from searchgate.search.request import parse_search_request
@@ -67,10 +68,8 @@ def search_preview(ctx: Ctx) -> Response:
     if area and not me.actor.can_access_area(area):
         raise Refused(403, "Not allowed", f"Your role does not give access to the area {area}.")
     query = ctx.query("q")
-    size_raw = ctx.query("size", "10")
-    size = int(size_raw) if size_raw.isdigit() and int(size_raw) in PAGE_SIZES else 10
-    page_raw = ctx.query("page", "1")
-    page_no = int(page_raw) if page_raw.isdigit() and int(page_raw) > 0 else 1
+    size = size_choice(ctx.query("size") or None, "size", PAGE_SIZES, 10)
+    page_no = whole_number(ctx.query("page") or None, "page", low=1, high=SQL_INT_MAX, default=1)
     sort = ctx.query("sort")
     refine = [r for r in ctx.request.query_params.getlist("refine") if decode_refinement(r)]
     state = {"collection": collection, "area": area, "q": query, "size": str(size), "sort": sort}

@@ -12,6 +12,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from searchgate import __version__
+from searchgate.audit.tags import label_of
 from searchgate.console import auth
 from searchgate.permissions import Permission
 
@@ -73,6 +74,7 @@ ENV.filters["when"] = _when
 ENV.filters["ago"] = _ago
 ENV.filters["pretty_json"] = _pretty_json
 ENV.filters["number"] = _number
+ENV.filters["action_label"] = label_of
 ENV.globals["P"] = Permission
 ENV.globals["version"] = __version__
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -38,6 +38,7 @@ PUBLIC: Final = "public"
 SIGNED_IN: Final = "signed-in"
 Need = Permission | str
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PASSWORD_PAGE = "/account/password"  # noqa: S105 - a page, not a password
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -57,6 +58,8 @@ class RouteSpec:
     name: str
     # Open to a person who must enrol in MFA before anything else is granted.
     during_enrolment: bool = False
+    # Open to a person who must first replace a password someone else set.
+    during_password_change: bool = False
 
 
 ROUTES: list[RouteSpec] = []
@@ -83,6 +86,8 @@ class Ctx:
     spec: RouteSpec
     principal: Principal | None = None
     reauth_error: str | None = None
+    # Seconds to wait when the re-authentication was refused by the throttle.
+    reauth_retry_after: int | None = None
     cookies_out: list[tuple[str, str, int | None]] = field(default_factory=list)
 
     # --- input ---------------------------------------------------------------------
@@ -153,14 +158,20 @@ def allowed(principal: Principal | None, need: Need) -> bool:
 
 
 def page(
-    method: str, path: str, need: Need, *, name: str, during_enrolment: bool = False
+    method: str,
+    path: str,
+    need: Need,
+    *,
+    name: str,
+    during_enrolment: bool = False,
+    during_password_change: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Declares a console route and the permission it needs."""
 
     def register(fn: Handler) -> Handler:
         if (method, path) in _HANDLERS:
             raise RuntimeError(f"console route {method} {path} declared twice")
-        ROUTES.append(RouteSpec(method, path, need, name, during_enrolment))
+        ROUTES.append(RouteSpec(method, path, need, name, during_enrolment, during_password_change))
         _HANDLERS[(method, path)] = fn
         return fn
 
@@ -185,6 +196,42 @@ def same_origin(request: Request) -> bool:
     if not source or source == "null" or not own:
         return False
     return urlsplit(source).netloc.lower() == own.lower()
+
+
+# --- where to go next -----------------------------------------------------------------
+
+NEXT_MAX = 2048
+# A path the console itself writes is printable ASCII (quote() escapes the rest); a
+# backslash is a slash to browsers.
+_NEXT_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {"\\"}
+_TRIMMED = "".join(chr(c) for c in range(0x21))
+
+
+def _stays_here(path: str) -> bool:
+    """Read as a browser reads a Location (outer spaces and control characters dropped,
+    tabs and newlines dropped anywhere, backslashes as slashes), a path on this host."""
+    seen = path.strip(_TRIMMED).replace("\t", "").replace("\n", "").replace("\r", "")
+    seen = seen.replace("\\", "/")
+    return seen.startswith("/") and not seen.startswith("//")
+
+
+def safe_next(value: str) -> str:
+    """The ``next`` of any console page (after signing in, the TOTP step, confirming it
+    is you): a path on this site, else "/". Never an open redirect.
+
+    Percent-decoded forms are checked too, to the last layer: a later step that decodes
+    once more (or a proxy) must not turn ``/%2F/evil.example`` into ``//evil.example``."""
+    if len(value) > NEXT_MAX or not set(value) <= _NEXT_CHARS or not _stays_here(value):
+        return "/"
+    form = value
+    while "%" in form:
+        decoded = unquote(form)
+        if decoded == form:
+            break
+        if not _stays_here(decoded):
+            return "/"
+        form = decoded
+    return value
 
 
 def check_csrf(request: Request, form: FormData | None, expected: str | None) -> None:
@@ -213,7 +260,7 @@ def _sign_in_redirect(request: Request, reason: str | None) -> Response:
         target += "?" + request.url.query
     if request.method not in SAFE_METHODS:
         target = urlsplit(request.headers.get("referer", "")).path or "/"
-    url = "/sign-in?next=" + quote(target, safe="/")
+    url = "/sign-in?next=" + quote(safe_next(target), safe="/")
     if reason:
         url += "&reason=" + reason
     if request.headers.get("hx-request") == "true":
@@ -248,7 +295,7 @@ def _run(
         # A button without a password field of its own: confirm, then come back.
         back = urlsplit(request.headers.get("referer", "")).path or "/"
         response = ctx.redirect(
-            "/reauth?next=" + quote(back, safe="/"),
+            "/reauth?next=" + quote(safe_next(back), safe="/"),
             "Confirm it is you, then repeat what you were doing.",
         )
     except Forbidden as exc:
@@ -267,6 +314,10 @@ def _checked(ctx: Ctx, view: Handler) -> Response:
         return _sign_in_redirect(request, ctx.session.ended_reason)
     if spec.method not in SAFE_METHODS:
         check_csrf(request, ctx.form, auth.csrf_for_check(ctx.rt, request, ctx.session))
+    # First steps, in order: a password of one's own, then MFA where it is required.
+    changing = principal is not None and principal.actor.password_change_required
+    if changing and spec.need != PUBLIC and not spec.during_password_change:
+        return ctx.redirect(PASSWORD_PAGE)
     enrolling = principal is not None and principal.actor.mfa_enrolment_required
     if enrolling and spec.need != PUBLIC and not spec.during_enrolment:
         return ctx.redirect("/account/mfa")

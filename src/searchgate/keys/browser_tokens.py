@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from searchgate.keys.format import check_key_format
 
 MAX_TTL = timedelta(hours=24)
+MAX_TTL_TEXT = "24 hours"  # MAX_TTL in words, for messages and help
 # Clocks of the storefront back end and of the server disagree a little; more than half
 # a minute is a misconfigured host, not drift.
 LEEWAY = timedelta(seconds=30)
@@ -227,7 +228,7 @@ def derive_browser_token(
     if not isinstance(ttl, timedelta) or ttl < timedelta(seconds=1):
         raise ValueError("ttl must be at least one second")
     if ttl > MAX_TTL:
-        raise ValueError(f"ttl may be at most {MAX_TTL} (browser tokens are short-lived)")
+        raise ValueError(f"ttl may be at most {MAX_TTL_TEXT} (browser tokens are short-lived)")
     claims_scopes = _scopes(scopes)
     claims_collections = _collections(collections)
     claims_origins = _origins(origins)
@@ -345,7 +346,7 @@ def _check_times(payload: Mapping[str, Any], now: datetime) -> tuple[int, int]:
     if lifetime <= 0:
         raise _invalid("it expires before it was issued")
     if lifetime > MAX_TTL.total_seconds():
-        raise _invalid(f"its lifetime is longer than {MAX_TTL}")
+        raise _invalid(f"its lifetime is longer than {MAX_TTL_TEXT}")
     current = now.timestamp()
     leeway = LEEWAY.total_seconds()
     if issued > current + leeway:

@@ -49,6 +49,17 @@ class KeyInUse(Conflict):
     code = "key_in_use"
 
 
+class UnknownCollection(InvalidInput):
+    code = "unknown_collection"
+
+
+def unknown_collection_warnings(unknown: Sequence[str]) -> list[str]:
+    """What a caller that allowed unknown collections is told about each."""
+    return [
+        f"no collection is named {c!r} yet: the key works there once it exists" for c in unknown
+    ]
+
+
 def _scopes_json(scopes: frozenset[Scope]) -> str:
     return orjson.dumps(sorted(s.value for s in scopes)).decode()
 
@@ -82,8 +93,13 @@ class KeyService:
         cache_seconds: float = 1.0,
         delete_quiet: timedelta = timedelta(minutes=15),
         previous_peppers: Sequence[Pepper] = (),
+        *,
+        collection_names: Callable[[], frozenset[str]],
     ) -> None:
         self.db = db
+        # A key restricted to a mistyped collection would quietly find nothing: the
+        # names a key is given are checked against those the catalog holds.
+        self.collection_names = collection_names
         self.pepper = pepper
         # Peppers being retired: a key stored under one still verifies and is re-hashed
         # under the current pepper on its first use (docs/keys.md, "Rotating the pepper").
@@ -106,15 +122,29 @@ class KeyService:
         scopes: frozenset[Scope],
         restrictions: Restrictions | None = None,
         primary: bool = False,
+        allow_unknown_collections: bool = False,
     ) -> CreatedKey:
-        """A new key; the secret is in the result only. The first live key is primary."""
+        """A new key; the secret is in the result only. The first live key is primary.
+        Collections that do not exist are refused unless ``allow_unknown_collections``."""
         name = _check_name(name)
         if not scopes:
             raise InvalidInput("a key needs at least one scope", field="scopes")
-        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_CREATE, target=name)
+        expires_at = restrictions.expires_at if restrictions is not None else None
+        if expires_at is not None and expires_at <= self.clock():
+            # A key born expired is a mistyped date: it would never authenticate.
+            raise InvalidInput(
+                f"the expiry {expires_at.isoformat()} is not in the future (UTC)",
+                field="expiresAt",
+            )
+        self.audit.authorize(
+            actor, Permission.KEYS_MANAGE, Action.KEY_CREATE, target=name, sensitive=True
+        )
+        restrictions = restrictions or Restrictions()
+        if not allow_unknown_collections:
+            self._refuse_unknown(restrictions.collections or frozenset())
         with self.db.write() as s:
             current = self._primary_row(s)
-            row, secret = self._new_row(s, actor, name, scopes, restrictions or Restrictions())
+            row, secret = self._new_row(s, actor, name, scopes, restrictions)
             replaced = None
             if primary or current is None:
                 replaced = self._make_primary(s, row, current)
@@ -133,7 +163,7 @@ class KeyService:
     def new_primary(self, actor: Actor, name: str | None = None) -> CreatedKey:
         """A new primary key with the scopes and restrictions of the current one (its
         expiry aside); the old key keeps working and is marked as the one to retire."""
-        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_NEW_PRIMARY)
+        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_NEW_PRIMARY, sensitive=True)
         with self.db.write() as s:
             created = self.new_primary_in(s, actor, name)
         self.forget_cache()
@@ -164,7 +194,11 @@ class KeyService:
             row.disabled_at = None
             row.disabled_reason = None
             self.audit.record(
-                s, actor, Action.KEY_ENABLE, target=row.id, details={"wasDisabledFor": was}
+                s,
+                actor,
+                Action.KEY_ENABLE,
+                target=row.id,
+                details={**self._describe(row), "wasDisabledFor": was},
             )
         self._promote(s, actor, row)
         row.retiring_since = None
@@ -182,23 +216,25 @@ class KeyService:
             actor,
             Action.KEY_UPDATE,
             target=row.id,
-            details={"primary": True, "replaces": replaced.id if replaced else None},
+            details={**self._describe(row), "replaces": replaced.id if replaced else None},
         )
 
     def retract_in(self, s: Session, actor: Actor, key_id: str, reason: str) -> KeyInfo:
         """Delete a key that was never handed out (its secret was lost or the rotation
         that made it was rolled back): no name to type, no quiet period. Refuses the
         primary key: restore the previous one first."""
+        return self.delete_in(s, actor, key_id, {"forced": True, "reason": reason[:REASON_MAX]})
+
+    def delete_in(self, s: Session, actor: Actor, key_id: str, details: dict[str, Any]) -> KeyInfo:
+        """Delete a key in the caller's transaction, whose own checks stand in for the
+        name and the quiet period (a rotation's drain: quiet, then disabled for its
+        probation); ``details`` say which. Refuses the primary key."""
         row = self._find(s, key_id)
         if row.is_primary:
             raise Conflict(f"key {row.name!r} is the primary key; restore the previous one first")
         row.deleted_at = self.clock()
         self.audit.record(
-            s,
-            actor,
-            Action.KEY_DELETE,
-            target=row.id,
-            details={**self._describe(row), "forced": True, "reason": reason[:REASON_MAX]},
+            s, actor, Action.KEY_DELETE, target=row.id, details={**self._describe(row), **details}
         )
         return info_of(row)
 
@@ -211,7 +247,9 @@ class KeyService:
                 f"the old key expires between now and {MAX_ROLL_DELAY.days} days from now",
                 field="expiresInSeconds",
             )
-        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_ROLL, target=id_or_name)
+        self.audit.authorize(
+            actor, Permission.KEYS_MANAGE, Action.KEY_ROLL, target=id_or_name, sensitive=True
+        )
         with self.db.write() as s:
             old = self._find(s, id_or_name)
             now = self.clock()
@@ -310,7 +348,9 @@ class KeyService:
 
     def make_primary(self, actor: Actor, id_or_name: str) -> KeyInfo:
         """Make an existing key the primary again (a rotation's rollback uses it)."""
-        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=id_or_name)
+        self.audit.authorize(
+            actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=id_or_name, sensitive=True
+        )
         with self.db.write() as s:
             row = self._find(s, id_or_name)
             self._promote(s, actor, row)
@@ -324,13 +364,20 @@ class KeyService:
         id_or_name: str,
         restrictions: Restrictions | None = None,
         name: str | None = None,
+        allow_unknown_collections: bool = False,
     ) -> KeyInfo:
         """Rename a key or change its restrictions (never its scopes: a key does not
-        gain rights after it was handed out; create a new one instead)."""
-        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=id_or_name)
+        gain rights after it was handed out; create a new one instead). Collections it
+        did not have before must exist, unless ``allow_unknown_collections``."""
+        self.audit.authorize(
+            actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=id_or_name, sensitive=True
+        )
         with self.db.write() as s:
             row = self._find(s, id_or_name)
             before = self._describe(row)
+            if restrictions is not None and not allow_unknown_collections:
+                had = info_of(row).restrictions.collections or frozenset()
+                self._refuse_unknown((restrictions.collections or frozenset()) - had)
             if name is not None and _check_name(name) != row.name:
                 new_name = _check_name(name)
                 if s.scalar(select(ClientKeyRow.id).where(ClientKeyRow.name == new_name)):
@@ -351,6 +398,56 @@ class KeyService:
         self.forget_cache()
         return info
 
+    def set_expiry(self, actor: Actor, id_or_name: str, expires_at: datetime | None) -> KeyInfo:
+        """Move the time a key stops working (a roll set one on the old key), or cancel
+        it with None. A time in the past is refused: disable the key to stop it now."""
+        self.audit.authorize(
+            actor, Permission.KEYS_MANAGE, Action.KEY_EXPIRY, target=id_or_name, sensitive=True
+        )
+        if expires_at is not None and aware(expires_at) <= self.clock():
+            raise InvalidInput(
+                "the expiry must be in the future (to stop the key now, disable it)",
+                field="expiresAt",
+            )
+        with self.db.write() as s:
+            row = self._find(s, id_or_name)
+            before = aware_or_none(row.expires_at)
+            after = aware(expires_at) if expires_at is not None else None
+            if before != after:
+                row.expires_at = after
+                self.audit.record(
+                    s,
+                    actor,
+                    Action.KEY_EXPIRY,
+                    target=row.id,
+                    details={
+                        "name": row.name,
+                        "before": before.isoformat() if before else None,
+                        "after": after.isoformat() if after else None,
+                    },
+                )
+            info = info_of(row)
+        self.forget_cache()
+        return info
+
+    def unknown_collections(self, names: frozenset[str] | None) -> list[str]:
+        """Those of ``names`` that no collection has (None: every collection)."""
+        if not names:
+            return []
+        known = self.collection_names()
+        return sorted(n for n in names if n not in known)
+
+    def _refuse_unknown(self, names: frozenset[str]) -> None:
+        unknown = self.unknown_collections(names)
+        if unknown:
+            listed = ", ".join(repr(n) for n in unknown)
+            raise UnknownCollection(
+                f"no collection is named {listed}: check the spelling, or allow "
+                "collections that do not exist yet",
+                field="collections",
+                unknown=unknown,
+            )
+
     def disable(self, actor: Actor, id_or_name: str, reason: str | None = None) -> KeyInfo:
         """Reversible and immediate: every process refuses the key within the cache time."""
         reason = (reason or "").strip()[:REASON_MAX] or None
@@ -361,14 +458,20 @@ class KeyService:
                 row.disabled_at = self.clock()
                 row.disabled_reason = reason
                 self.audit.record(
-                    s, actor, Action.KEY_DISABLE, target=row.id, details={"reason": reason}
+                    s,
+                    actor,
+                    Action.KEY_DISABLE,
+                    target=row.id,
+                    details={**self._describe(row), "reason": reason},
                 )
             info = info_of(row)
         self.forget_cache()
         return info
 
     def enable(self, actor: Actor, id_or_name: str) -> KeyInfo:
-        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_ENABLE, target=id_or_name)
+        self.audit.authorize(
+            actor, Permission.KEYS_MANAGE, Action.KEY_ENABLE, target=id_or_name, sensitive=True
+        )
         with self.db.write() as s:
             row = self._find(s, id_or_name)
             if row.disabled_at is not None:
@@ -376,7 +479,11 @@ class KeyService:
                 row.disabled_at = None
                 row.disabled_reason = None
                 self.audit.record(
-                    s, actor, Action.KEY_ENABLE, target=row.id, details={"wasDisabledFor": was}
+                    s,
+                    actor,
+                    Action.KEY_ENABLE,
+                    target=row.id,
+                    details={**self._describe(row), "wasDisabledFor": was},
                 )
             info = info_of(row)
         self.forget_cache()
@@ -475,7 +582,7 @@ class KeyService:
                 reporter,
                 Action.KEY_LEAK_REPORTED,
                 target=row.id,
-                details={"name": row.name, "prefix": row.display_prefix, "wasDisabled": already},
+                details={**self._describe(row), "wasDisabled": already},
             )
             info = info_of(row)
         self.forget_cache()

@@ -22,7 +22,13 @@ from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import InvalidInput
 from searchgate.keys.service import KeyService
-from searchgate.keys.usage_models import SYSTEM_MAX, KeySystemRow, KeyUsageHourRow
+from searchgate.keys.usage_models import (
+    ROTATION_SYSTEM,
+    SYSTEM_MAX,
+    KeySystemRow,
+    KeyUsageHourRow,
+)
+from searchgate.logs import redact
 
 log = logging.getLogger("searchgate.usage")
 
@@ -130,27 +136,37 @@ class UsageTracker:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         now = self._clock()
-        system = system[:SYSTEM_MAX] if system else UNKNOWN_SYSTEM
+        # Names come from request headers: one holding a key must not store it.
+        system = redact(system)[:SYSTEM_MAX] if system else UNKNOWN_SYSTEM
         with self._lock:
             if not self._hour_start <= now < self._hour_end:
                 self._hour_start = floor_hour(now)
                 self._hour_end = self._hour_start + HOUR
-            pair = (key_id, system)
-            seen = self._seen.get(pair)
-            if seen is None:
-                if len(self._seen) >= self.max_pairs:
-                    system = OTHER_SYSTEM
-                    pair = (key_id, system)
-                    seen = self._seen.get(pair)
-                if seen is None:
-                    seen = self._seen[pair] = _Seen(now, ip)
-            if now >= seen.last:
-                seen.last = now
-                if ip:
-                    seen.ip = ip
-            seen.requests += 1
+            if system != ROTATION_SYSTEM:
+                # The rotation runner's own checks are counted as requests but are not
+                # a system of the key: they neither show as one nor hold off a deletion.
+                system = self._see(key_id, system, now, ip)
             bucket = (key_id, self._hour_start, system, outcome)
             self._counts[bucket] = self._counts.get(bucket, 0) + 1
+
+    def _see(self, key_id: str, system: str, now: datetime, ip: str | None) -> str:
+        """Notes ``system`` as a user of the key (under the lock); returns the name it
+        is counted under (``(other)`` beyond ``max_pairs``)."""
+        pair = (key_id, system)
+        seen = self._seen.get(pair)
+        if seen is None:
+            if len(self._seen) >= self.max_pairs:
+                system = OTHER_SYSTEM
+                pair = (key_id, system)
+                seen = self._seen.get(pair)
+            if seen is None:
+                seen = self._seen[pair] = _Seen(now, ip)
+        if now >= seen.last:
+            seen.last = now
+            if ip:
+                seen.ip = ip
+        seen.requests += 1
+        return system
 
     def pending_requests(self) -> int:
         """Requests counted in memory and not written yet."""
@@ -230,6 +246,8 @@ class UsageTracker:
                     for (k, h, sy, o), n in sorted(counts.items())
                 ],
             )
+            if not seen:
+                return  # only the rotation runner's checks: no system, no last use
             systems = insert(KeySystemRow)
             new = systems.excluded
             newer = new.last_seen_at > KeySystemRow.last_seen_at

@@ -15,6 +15,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from searchgate.db import Base
 
 SYSTEM_MAX = 64
+# The name the rotation runner gives its own checks (X-Searchgate-System): they are
+# counted as requests, never as a system that uses the key (keys/usage.py).
+ROTATION_SYSTEM = "searchgate-rotation"
 OUTCOME_MAX = 16
 
 

@@ -76,6 +76,7 @@ class RotationView:
     timing: Timing
     steps: dict[str, dict[str, Any]]
     started_at: datetime
+    finished_at: datetime | None
     last_error: str | None
     lease_holder: str | None
     usage_flush_seconds: float
@@ -100,6 +101,7 @@ class RotationView:
             timing=Timing.from_dict(d.get("options") or {}),
             steps=dict(d.get("steps") or {}),
             started_at=_time(d["startedAt"]),
+            finished_at=parse_time(d.get("finishedAt")),
             last_error=d.get("lastError"),
             lease_holder=(d.get("lease") or {}).get("holder"),
             usage_flush_seconds=float(delays.get("usageFlushSeconds", 2.0)),
@@ -120,13 +122,21 @@ class CurrentView:
     rotation: RotationView | None
     primary: KeyView | None
     max_key_age_days: int
+    last_finished: RotationView | None = None
+    # None from a server that does not say (it predates the field).
+    deletion_check_seconds: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CurrentView:
+        check = d.get("deletionCheckSeconds")
         return cls(
             rotation=RotationView.from_dict(d["rotation"]) if d.get("rotation") else None,
             primary=KeyView.from_dict(d["primary"]) if d.get("primary") else None,
             max_key_age_days=int(d.get("maxKeyAgeDays") or 90),
+            last_finished=(
+                RotationView.from_dict(d["lastFinished"]) if d.get("lastFinished") else None
+            ),
+            deletion_check_seconds=float(check) if check is not None else None,
         )
 
 
@@ -217,8 +227,6 @@ class RotationBackend(Protocol):
     def disable_key(self, key_id: str, reason: str) -> None: ...
 
     def enable_key(self, key_id: str) -> None: ...
-
-    def delete_key(self, key_id: str, confirm_name: str, force: bool) -> None: ...
 
     def check_key(self, secret: str) -> KeyCheck: ...
 

@@ -9,6 +9,11 @@ from typing import Any
 
 from searchgate.errors import InvalidInput
 
+# The runner names itself so in X-Searchgate-System: its own checks with the old and
+# the new key are not mistaken for a system that still has to move, nor for a use of
+# the key (usage leaves them out of the systems seen and of the last use).
+from searchgate.keys.usage_models import ROTATION_SYSTEM as ROTATION_SYSTEM
+
 # The six steps, in order; a rotation's ``step`` is the number of the last one done.
 STEPS: tuple[str, ...] = (
     "preconditions",
@@ -27,9 +32,6 @@ STEP_TITLES: dict[str, str] = {
     "confirm": "confirm the new key works and the old one is refused",
 }
 
-# The runner names itself so in X-Searchgate-System: its own checks with the old and
-# the new key are not mistaken for a system that still has to move.
-ROTATION_SYSTEM = "searchgate-rotation"
 
 RUNNING = "running"
 FAILED = "failed"  # stopped by an error; still holds the lock: re-run or abort

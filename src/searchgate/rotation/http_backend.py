@@ -19,6 +19,10 @@ from searchgate.rotation.backend import (
     TrafficView,
 )
 from searchgate.rotation.common import ROTATION_SYSTEM, Timing
+from searchgate.rotation.events import PreconditionFailed
+from searchgate.rotation.store_ops import NEEDED
+
+NEEDED_TEXT = " and ".join(sorted(NEEDED))
 
 ADMIN = "/api/v1/admin"
 # Reads are retried this often on a dropped connection; writes never are (the runner
@@ -74,6 +78,21 @@ class HttpBackend:
 
     def _admin_call(self, method: str, path: str, json: Any = None, **kw: Any) -> Any:
         r = self._send(method, ADMIN + path, headers=self._admin, json=json, **kw)
+        if r.status_code in (401, 403):
+            # Running again with the same token fails the same way: a precondition (exit
+            # 3), not a server error that a cron job would retry for ever.
+            error = _error(r, f"{method} {ADMIN}{path}")
+            if r.status_code == 401:
+                raise PreconditionFailed(
+                    f"the server did not accept the admin token ({error.message}): it is "
+                    "unknown, expired or revoked. Create a personal API token holding "
+                    f"{NEEDED_TEXT} and run with it"
+                )
+            raise PreconditionFailed(
+                f"the server refused the admin token for {method} {ADMIN}{path} "
+                f"({error.message}). A rotation needs a personal API token holding "
+                f"{NEEDED_TEXT}; running again with this token cannot succeed"
+            )
         if r.status_code >= 400:
             raise _error(r, f"{method} {ADMIN}{path}")
         return r.json()
@@ -156,9 +175,6 @@ class HttpBackend:
 
     def enable_key(self, key_id: str) -> None:
         self._admin_call("POST", f"/keys/{key_id}/enable")
-
-    def delete_key(self, key_id: str, confirm_name: str, force: bool) -> None:
-        self._admin_call("DELETE", f"/keys/{key_id}", {"confirmName": confirm_name, "force": force})
 
     def step_events(self, rotation_id: str) -> list[StepEvent]:
         body = self._admin_call(

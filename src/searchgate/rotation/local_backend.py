@@ -56,6 +56,8 @@ class LocalBackend:
                 "rotation": o.rotation.to_dict(now) if o.rotation else None,
                 "primary": o.primary.to_dict(now) if o.primary else None,
                 "maxKeyAgeDays": o.max_key_age_days,
+                "lastFinished": o.last_finished.to_dict(now) if o.last_finished else None,
+                "deletionCheckSeconds": o.deletion_check_seconds,
             }
         )
 
@@ -109,9 +111,6 @@ class LocalBackend:
 
     def enable_key(self, key_id: str) -> None:
         self.services.keys.enable(self.actor, key_id)
-
-    def delete_key(self, key_id: str, confirm_name: str, force: bool) -> None:
-        self.services.keys.delete(self.actor, key_id, confirm_name, force)
 
     def step_events(self, rotation_id: str) -> list[StepEvent]:
         page = self.services.audit.query(

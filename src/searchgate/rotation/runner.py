@@ -56,6 +56,9 @@ class RunOptions:
     force: bool = False
     dry_run: bool = False
     if_older_than: timedelta | None = None
+    # Start another rotation even though the last one finished and its key is still
+    # the primary (a re-run of the same command otherwise just says so).
+    new: bool = False
     lease_seconds: int = 60
     poll_seconds: float = 2.0
     store_attempts: int = 3
@@ -108,6 +111,10 @@ class RotationRunner:
                     f"than {format_duration(limit)}: nothing to do",
                     old_key_id=primary.id,
                 )
+            last = current.last_finished
+            if limit is None and not self.options.new and last and last.new_key_id == primary.id:
+                return self._already_finished(last)
+            self._warn_short_quiet(current.deletion_check_seconds)
             expected = primary.id
         else:
             self._check_same_store(rot)
@@ -129,6 +136,31 @@ class RotationRunner:
             rotation_id=rot.id,
             old_key_id=rot.old_key_id,
             new_key_id=rot.new_key_id,
+        )
+
+    def _already_finished(self, last: RotationView) -> RunResult:
+        at = last.finished_at or last.started_at
+        message = (
+            f"rotation {last.id} finished at {at:%Y-%m-%d %H:%M:%S} UTC "
+            f"({format_duration(self._clock() - at)} ago): key {last.new_key_id} replaced "
+            f"{last.old_key_id} in {last.store_label} and is still the primary key. Nothing "
+            "to do: add --new to rotate again now, or --if-older-than (for cron) to rotate "
+            "once the key is that old"
+        )
+        self._emit("info", message)
+        return RunResult("already-finished", message, last.id, last.old_key_id, last.new_key_id)
+
+    def _warn_short_quiet(self, check_seconds: float | None) -> None:
+        quiet = self.options.timing.quiet
+        if check_seconds is None or quiet.total_seconds() >= check_seconds:
+            return
+        check = format_duration(check_seconds)
+        self._emit(
+            "warning",
+            f"--quiet {format_duration(quiet)} is shorter than the server's deletion check "
+            f"({check}): the old key is deleted once it served no request for "
+            f"{format_duration(quiet)} and its probation passed, where a deletion by hand "
+            f"waits {check}. The deletion's change-log entry records both",
         )
 
     def abort(self, reason: str | None = None) -> RunResult:
@@ -288,13 +320,21 @@ class RotationRunner:
             refused = watch_probation(self._waits(), rot, old.disabled_at)
             if refused and not self.options.force:
                 self.backend.enable_key(old.id)
+                quiet = format_duration(rot.timing.quiet)
                 raise SystemsOnOldKey(
                     f"while the old key was disabled it was refused for {', '.join(refused)}: "
-                    "they still hold the old key. It is enabled again. Point them at the "
-                    f"store {rot.store_label}, then re-run (or --force to delete it anyway)",
+                    f"they still held it after serving no request with it for {quiet} (the "
+                    "quiet period). It is enabled again. If they read the key from the store "
+                    f"{rot.store_label} (the SDK does), their cached copy outlived the quiet "
+                    f"period: set the SDK's CachedKey max_age_seconds (300 s by default) "
+                    f"below {quiet}, or --abort and rotate again with a --quiet longer than "
+                    "their cache (the SDK also re-reads the store at its first refusal, so a "
+                    "re-run usually goes through). If they keep a copy of the key instead, "
+                    "make them read the store. Then re-run (or --force to delete it anyway)",
                     systems=refused,
                 )
-            self.backend.delete_key(old.id, old.name, True)
+        # The server deletes the old key when it records this step, as the rotation's
+        # deletion (in the change log, with the drain's figures).
         data: dict[str, Any] = {"refused": refused, "forced": bool(refused)}
         if quiet_since is not None:
             data["quietSince"] = quiet_since.isoformat()

@@ -58,6 +58,7 @@ from searchgate.rotation.state import (
     evidence,
     find_row,
     ids,
+    last_finished_row,
     lease_digest,
     primary_row,
     rotation_info,
@@ -113,8 +114,13 @@ class RotationService:
             row = active_row(s)
             info = self._info(s, row) if row is not None else None
             primary = primary_row(s)
+            last = last_finished_row(s)
             return Overview(
-                info, info_of(primary) if primary is not None else None, self.max_key_age_days
+                info,
+                info_of(primary) if primary is not None else None,
+                self.max_key_age_days,
+                last_finished=self._info(s, last) if last is not None else None,
+                deletion_check_seconds=self.keys.delete_quiet.total_seconds(),
             )
 
     def get(self, actor: Actor, rotation_id: str) -> RotationInfo:
@@ -332,13 +338,46 @@ class RotationService:
                     field="step",
                 )
             clean = check_fields(n, data)
+            if n == 5:
+                self._delete_old_key(s, actor, row, clean)
             evidence(s, row, n, clean, now)
             if n == 1:
                 row.store_version_before = clean["storeVersionBefore"]
             if n == 3:
                 row.store_version_after = clean["storeVersionAfter"]
             self._advance(s, actor, row, n, clean, now)
-            return self._info(s, row)
+            info = self._info(s, row)
+        if n == 5:
+            self.keys.forget_cache()
+        return info
+
+    def _delete_old_key(
+        self, s: Session, actor: Actor, row: RotationRow, data: dict[str, Any]
+    ) -> None:
+        """Step 5's deletion, in the transaction that records the step, logged as this
+        rotation's: its drain (quiet period, then the probation with the key disabled)
+        is the check, so it is no forced deletion unless the runner's --force
+        overrode systems refused in the probation."""
+        old = s.get(ClientKeyRow, row.old_key_id)
+        if old is None or old.deleted_at is not None:
+            return
+        if old.disabled_at is None:
+            raise Conflict(
+                f"the old key {row.old_key_id} is deleted after its probation: disable it first"
+            )
+        timing = Timing.from_dict(orjson.loads(row.options_json))
+        check = self.keys.delete_quiet.total_seconds()
+        details: dict[str, Any] = {
+            "rotation": row.id,
+            "refused": data["refused"],
+            "forced": bool(data.get("forced")),
+            "quietSeconds": timing.quiet.total_seconds(),
+            "probationSeconds": timing.probation.total_seconds(),
+            "deletionCheckSeconds": check,
+        }
+        if timing.quiet.total_seconds() < check:
+            details["quietShorterThanDeletionCheck"] = True
+        self.keys.delete_in(s, actor, row.old_key_id, details)
 
     def fail_step(
         self, actor: Actor, rotation_id: str, lease: str, step: str, message: str

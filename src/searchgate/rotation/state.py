@@ -18,7 +18,7 @@ from searchgate.errors import Conflict, InvalidInput, NotFound
 from searchgate.keys.info import KeyInfo, info_of
 from searchgate.keys.models import ClientKeyRow
 from searchgate.keys.usage import SystemUse
-from searchgate.rotation.common import STEPS, UNFINISHED, Timing, step_name
+from searchgate.rotation.common import FINISHED, STEPS, UNFINISHED, Timing, step_name
 from searchgate.rotation.models import RotationRow
 
 WRITABLE_KINDS = ("vault", "aws", "file")
@@ -125,6 +125,12 @@ class Overview:
     rotation: RotationInfo | None
     primary: KeyInfo | None
     max_key_age_days: int
+    # The latest finished rotation: a run that finds the key it made still primary
+    # says so instead of starting another one.
+    last_finished: RotationInfo | None
+    # How long a key must serve no request before an ordinary deletion (KeyService):
+    # a rotation whose quiet period is shorter is warned about, and its deletion says so.
+    deletion_check_seconds: float
 
 
 @dataclass(frozen=True)
@@ -267,6 +273,15 @@ def close(row: RotationRow, status: str, now: datetime) -> None:
 
 def active_row(s: Session) -> RotationRow | None:
     return s.scalar(select(RotationRow).where(RotationRow.active == 1))
+
+
+def last_finished_row(s: Session) -> RotationRow | None:
+    return s.scalar(
+        select(RotationRow)
+        .where(RotationRow.status == FINISHED)
+        .order_by(RotationRow.finished_at.desc(), RotationRow.id.desc())
+        .limit(1)
+    )
 
 
 def find_row(s: Session, rotation_id: str) -> RotationRow:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -15,14 +14,60 @@ import tantivy
 from searchgate.catalog.settings import CollectionSettings
 
 # Bump when the mapping below changes: every index is then rebuilt on start-up.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 PREFIX_MAX = 20
-WORD = re.compile(r"\w+", re.UNICODE)
+# Fields of at least this weight (and the title) are prefix-matched by SAYT previews.
+STRONG_WEIGHT = 1.5
 
 ID = "_id"
 SOURCE = "_src"
-PREFIX = "_p"
 VOCAB = "_w"
+
+
+def _analyzer(tokenizer: tantivy.Tokenizer, *filters: tantivy.Filter) -> tantivy.TextAnalyzer:
+    builder = tantivy.TextAnalyzerBuilder(tokenizer)
+    for f in filters:
+        builder = builder.filter(f)
+    return builder.build()
+
+
+# The index's analyzers. Text is split into words by tantivy's simple tokenizer (runs
+# of letters and digits: "_" and "-" separate words); words are lowercased and their
+# accents folded.
+TEXT = _analyzer(
+    tantivy.Tokenizer.simple(),
+    tantivy.Filter.remove_long(64),
+    tantivy.Filter.lowercase(),
+    tantivy.Filter.ascii_fold(),
+    tantivy.Filter.stemmer("english"),
+)
+# Each word is its own value of a multi-valued prefix field: an n-gram tokenizer works
+# on the whole value, so this gives per-word prefixes.
+PREFIXES = _analyzer(
+    tantivy.Tokenizer.ngram(1, PREFIX_MAX, True),
+    tantivy.Filter.lowercase(),
+    tantivy.Filter.ascii_fold(),
+)
+VOCABULARY = _analyzer(
+    tantivy.Tokenizer.simple(),
+    tantivy.Filter.remove_long(40),
+    tantivy.Filter.lowercase(),
+    tantivy.Filter.ascii_fold(),
+)
+# Query text and prefix-field values are split into words by these same steps, so a
+# word of a query is always one token of the index: a word that the index would split
+# ("usb_c") would otherwise become a phrase, which fields without positions refuse.
+_SPLIT = _analyzer(
+    tantivy.Tokenizer.simple(), tantivy.Filter.lowercase(), tantivy.Filter.ascii_fold()
+)
+# One word (from ``words``) as the text fields index it: the remaining steps of TEXT.
+_TERM = _analyzer(
+    tantivy.Tokenizer.raw(),
+    tantivy.Filter.remove_long(64),
+    tantivy.Filter.lowercase(),
+    tantivy.Filter.ascii_fold(),
+    tantivy.Filter.stemmer("english"),
+)
 
 
 def fold(text: str) -> str:
@@ -35,7 +80,15 @@ def fold(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall(fold(text))
+    """The words of ``text``, split, lowercased and folded exactly as the index does."""
+    return _SPLIT.analyze(text)
+
+
+def text_term(word: str) -> str | None:
+    """A word of ``words`` as the text fields hold it (stemmed); None when they keep no
+    such word (too long)."""
+    got = _TERM.analyze(word)
+    return got[0] if got and got[0] else None
 
 
 def _strings(value: Any) -> list[str]:
@@ -69,15 +122,19 @@ class Layout:
     """Record field -> internal tantivy field names, for one collection."""
 
     searchable: dict[str, tuple[str, float]]  # record field -> (tantivy field, weight)
-    prefix_sources: tuple[str, ...]
+    # Title and strong fields -> (prefix field, weight), for SAYT previews and wildcard
+    # search; fields of one weight share a prefix field.
+    prefixes: dict[str, tuple[str, float]]
     vocab_sources: tuple[str, ...]
     values: dict[str, str]  # value navigation -> tantivy field
     ranges: dict[str, str]  # range navigation -> tantivy field
     sort_numbers: dict[str, str]
     sort_texts: dict[str, str]
     fingerprint: str
+    prefix_fields: tuple[tuple[str, float], ...] = ()  # distinct (prefix field, weight)
     # The same mappings as pairs, walked for every indexed record.
     _searchable: tuple[tuple[str, str], ...] = ()
+    _prefixes: tuple[tuple[str, str, float], ...] = ()
     _values: tuple[tuple[str, str], ...] = ()
     _ranges: tuple[tuple[str, str], ...] = ()
     _sorts: tuple[tuple[str, str | None, str], ...] = ()  # None: the range field holds it
@@ -86,8 +143,18 @@ class Layout:
     def of(cls, settings: CollectionSettings) -> Layout:
         searchable = {f.name: (f"t{i}", f.weight) for i, f in enumerate(settings.searchable)}
         title = settings.title_field
-        strong = [f.name for f in settings.searchable if f.weight >= 1.5]
-        prefix_sources = tuple(dict.fromkeys(([title] if title else []) + strong))
+        weights = {f.name: f.weight for f in settings.searchable}
+        strong = [f.name for f in settings.searchable if f.weight >= STRONG_WEIGHT]
+        # A title that is not searchable still weighs as much as the strongest field.
+        title_weight = weights.get(title or "", max(weights.values(), default=1.0))
+        prefix_weights = {
+            name: title_weight if name == title else weights[name]
+            for name in dict.fromkeys(([title] if title else []) + strong)
+        }
+        # One field per weight: each prefix field is one more posting list to walk for
+        # every word of every SAYT keystroke.
+        by_weight = {w: f"p{i}" for i, w in enumerate(dict.fromkeys(prefix_weights.values()))}
+        prefixes = {name: (by_weight[w], w) for name, w in prefix_weights.items()}
         vocab_sources = tuple(
             dict.fromkeys(settings.sayt.completion_fields or ([title] if title else []))
         )
@@ -103,7 +170,7 @@ class Layout:
             [
                 LAYOUT_VERSION,
                 searchable,
-                prefix_sources,
+                prefixes,
                 vocab_sources,
                 values,
                 ranges,
@@ -114,7 +181,7 @@ class Layout:
         )
         return cls(
             searchable=searchable,
-            prefix_sources=prefix_sources,
+            prefixes=prefixes,
             vocab_sources=vocab_sources,
             values=values,
             ranges=ranges,
@@ -122,6 +189,8 @@ class Layout:
             sort_texts=sort_texts,
             fingerprint=hashlib.sha256(spec).hexdigest()[:16],
             _searchable=tuple((name, tf) for name, (tf, _w) in searchable.items()),
+            _prefixes=tuple((name, pf, w) for name, (pf, w) in prefixes.items()),
+            prefix_fields=tuple(dict.fromkeys(prefixes.values())),
             _values=tuple(values.items()),
             _ranges=tuple(ranges.items()),
             _sorts=tuple(
@@ -136,7 +205,8 @@ class Layout:
         sb.add_bytes_field(SOURCE, stored=True, indexed=False)
         for tfield, _w in self.searchable.values():
             sb.add_text_field(tfield, tokenizer_name="sg_text", index_option="freq")
-        sb.add_text_field(PREFIX, tokenizer_name="sg_prefix", index_option="basic")
+        for pfield, _w in self.prefix_fields:
+            sb.add_text_field(pfield, tokenizer_name="sg_prefix", index_option="basic")
         sb.add_text_field(VOCAB, tokenizer_name="sg_word", index_option="basic")
         for vfield in self.values.values():
             sb.add_text_field(vfield, tokenizer_name="raw", fast=True, index_option="basic")
@@ -167,14 +237,21 @@ class Layout:
             texts = _texts(get(name))
             if texts is not None:
                 doc[tfield] = texts
-        prefix_words: dict[str, None] = {}
-        for name in self.prefix_sources:
+        # Each word goes into the prefix field of the strongest field that holds it, and
+        # only there: a preview counts a word once, at its best weight, and every prefix
+        # posting list is no longer than it must be.
+        split = _SPLIT.analyze
+        best: dict[str, tuple[float, str]] = {}
+        for name, pfield, weight in self._prefixes:
             value = get(name)
             for text in [value] if type(value) is str else _strings(value):
-                for w in WORD.findall(fold(text)):
-                    prefix_words[w[:PREFIX_MAX]] = None
-        if prefix_words:
-            doc[PREFIX] = list(prefix_words)
+                for w in split(text):
+                    w = w[:PREFIX_MAX]
+                    held = best.get(w)
+                    if held is None or held[0] < weight:
+                        best[w] = (weight, pfield)
+        for w, (_weight, pfield) in best.items():
+            doc.setdefault(pfield, []).append(w)
         vocab: list[str] = []
         for name in self.vocab_sources:
             value = get(name)
@@ -220,29 +297,6 @@ def _number(value: Any) -> float | None:
 
 
 def register_analyzers(index: tantivy.Index) -> None:
-    text = (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(64))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
-    )
-    # Each word is its own value of the multi-valued prefix field: an n-gram tokenizer
-    # works on the whole value, so this gives per-word prefixes (see the notes).
-    prefix = (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(1, PREFIX_MAX, True))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .build()
-    )
-    word = (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(40))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .build()
-    )
-    index.register_tokenizer("sg_text", text)
-    index.register_tokenizer("sg_prefix", prefix)
-    index.register_tokenizer("sg_word", word)
+    index.register_tokenizer("sg_text", TEXT)
+    index.register_tokenizer("sg_prefix", PREFIXES)
+    index.register_tokenizer("sg_word", VOCABULARY)

@@ -42,7 +42,7 @@ from searchgate.engines.base import (
     Terms,
     TextQuery,
 )
-from searchgate.engines.tantivy.layout import ID, PREFIX, PREFIX_MAX, SOURCE
+from searchgate.engines.tantivy.layout import ID, PREFIX_MAX, SOURCE, text_term
 from searchgate.engines.tantivy.store import CollectionIndex
 
 MUST = tantivy.Occur.Must
@@ -67,19 +67,48 @@ class QueryCompiler:
         self.layout = ci.layout
 
     def _words(self, words: tuple[str, ...]) -> tantivy.Query:
-        fields = [f for f, _w in self.layout.searchable.values()]
-        boosts = {f: w for f, w in self.layout.searchable.values()}
-        return self.ci.index.parse_query(
-            " ".join(words), fields, boosts, conjunction_by_default=True
+        """Every word in some searchable field, each field's score times its weight.
+
+        Built term by term rather than by tantivy's query parser: the words are already
+        the index's tokens, and the parser would read syntax into them."""
+        parts: list[tantivy.Query] = []
+        for word in words:
+            term = text_term(word)
+            if term is None:
+                # Too long: the index drops such a word from a record's text, and the
+                # query drops it likewise.
+                continue
+            parts.append(
+                self._any(
+                    [
+                        tantivy.Query.boost_query(
+                            tantivy.Query.term_query(self.schema, f, term, index_option="freq"), w
+                        )
+                        for f, w in self.layout.searchable.values()
+                    ]
+                )
+            )
+        return self._all(parts) if parts else tantivy.Query.empty_query()
+
+    def _prefix(self, word: str) -> tantivy.Query:
+        """Records with a word that starts with ``word`` in the title or a strong field,
+        scored by the weights of the fields it is found in: a preview ranks a title match
+        above one in a weaker field, whatever the fields' lengths or word frequencies."""
+        prefix = word[:PREFIX_MAX]
+        return self._any(
+            [
+                tantivy.Query.const_score_query(
+                    tantivy.Query.term_query(self.schema, f, prefix, index_option="basic"), w
+                )
+                for f, w in self.layout.prefix_fields
+            ]
         )
 
     def text(self, text: TextQuery | None) -> tantivy.Query | None:
         if text is None or not text.words:
             return None
         if text.every_word_prefix:
-            return self._all(
-                [tantivy.Query.term_query(self.schema, PREFIX, w[:PREFIX_MAX]) for w in text.words]
-            )
+            return self._all([self._prefix(w) for w in text.words])
         full = text.words[:-1] if text.prefix_last else text.words
         parts: list[tantivy.Query] = []
         if full:
@@ -88,7 +117,7 @@ class QueryCompiler:
             parts.append(self._words(full))
         if text.prefix_last:
             last = text.words[-1]
-            prefix = tantivy.Query.term_query(self.schema, PREFIX, last[:PREFIX_MAX])
+            prefix = self._prefix(last)
             if self.layout.searchable:
                 # The typed word itself still matches in any searchable field; the
                 # prefix reaches the title and strong fields' words.
@@ -98,6 +127,14 @@ class QueryCompiler:
             else:
                 parts.append(prefix)
         return self._all(parts)
+
+    @staticmethod
+    def _any(parts: list[tantivy.Query]) -> tantivy.Query:
+        if not parts:
+            return tantivy.Query.empty_query()
+        if len(parts) == 1:
+            return parts[0]
+        return tantivy.Query.boolean_query([(SHOULD, p) for p in parts])
 
     @staticmethod
     def _all(parts: list[tantivy.Query]) -> tantivy.Query:
