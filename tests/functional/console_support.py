@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from typing import Any
 
 import pyotp
@@ -72,6 +73,12 @@ def enrol_mfa(client: TestClient) -> str:
     )
     assert r.status_code == 200 and 'data-testid="recovery-codes"' in r.text, r.text
     return seed
+
+
+def outlast_reauth_window(rt: Runtime) -> None:
+    """Lets the re-authentication window the test chose (tens of milliseconds) pass, so
+    the next sensitive request finds the sign-in's proof stale however fast it comes."""
+    time.sleep(rt.services.settings.reauth_window_minutes * 60 + 0.02)
 
 
 def signed_in_admin(client: TestClient, rt: Runtime, email: str = "ada@example.com") -> str:

@@ -24,6 +24,7 @@ from tests.conftest import PASSWORD, ManualClock, make_user
 from tests.functional.console_support import (
     enrol_mfa,
     error_for,
+    outlast_reauth_window,
     post,
     sign_in,
     signed_in_admin,
@@ -312,6 +313,7 @@ class TestReauthentication:
     ) -> None:
         use_https(client)
         signed_in_admin(client, rt)
+        outlast_reauth_window(rt)
         rt.services.keys.create(SYSTEM, "primary", ALL_SCOPES)
         victim = rt.services.keys.create(SYSTEM, "old", frozenset({Scope.SEARCH})).info
         page = f"/admin/keys/{victim.id}/delete"

@@ -18,6 +18,7 @@ from tests.conftest import PASSWORD, load, make_user
 from tests.functional.console_support import (
     enrol_mfa,
     error_for,
+    outlast_reauth_window,
     post,
     sign_in,
     signed_in_admin,
@@ -37,6 +38,7 @@ def test_deleting_a_collection_needs_its_name_typed_and_a_password(
     load(client, auth, "default", list(generate(12)), demo_settings())
     use_https(client)
     signed_in_admin(client, rt)
+    outlast_reauth_window(rt)
     page = "/collections/default/delete"
     assert 'name="reauth"' in client.get(page).text
     cases = [

@@ -59,6 +59,12 @@ def _pretty_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
 
 
+def _detail_lines(details: dict[str, Any]) -> list[tuple[str, str]]:
+    """An event's details as one ``name: value`` line each: a JSON blob squeezed into
+    a table cell wraps into a column many times taller than the row needs."""
+    return [(name, orjson.dumps(value).decode()) for name, value in details.items()]
+
+
 def _number(value: int | float) -> str:
     return f"{value:,}"
 
@@ -74,6 +80,7 @@ ENV.filters["when"] = _when
 ENV.filters["ago"] = _ago
 ENV.filters["pretty_json"] = _pretty_json
 ENV.filters["number"] = _number
+ENV.filters["detail_lines"] = _detail_lines
 ENV.filters["action_label"] = label_of
 ENV.globals["P"] = Permission
 ENV.globals["version"] = __version__
