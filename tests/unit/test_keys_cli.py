@@ -496,3 +496,12 @@ def test_the_expiry_a_roll_set_can_be_moved_or_cancelled(data_dir: Path) -> None
         assert code == 2 and body["error"]["field"] == "expiresAt", (args, body)
     events = services_of(data_dir).audit.query(Actor.system(), limit=50).events
     assert [e.target for e in events if e.action == "admin:keys:expiry"] == [old["key"]["id"]] * 2
+
+
+@pytest.mark.parametrize("name", ["[bold]nokey[/bold]", "[/x]", "a[red]b"])
+def test_an_error_quoting_square_brackets_prints_them_as_typed(data_dir: Path, name: str) -> None:
+    # Text in square brackets is rich markup unless escaped: it vanished, or a stray
+    # closing tag made the error message itself fail to print.
+    code, _, err = keys(data_dir, "show", name)
+    assert code == 1
+    assert f"no key with id or name {name!r}" in err

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from searchgate.config import Settings
 from searchgate.errors import NotFound, SearchgateError
@@ -36,9 +37,15 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
+def print_error(message: str) -> None:
+    """One error line on stderr. The message is escaped: text in square brackets (an IP
+    range, a JSON path) would otherwise be read as rich markup, vanish or fail to print."""
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+
+
 def fail(exc: SearchgateError, as_json: bool) -> NoReturn:
     if as_json:
         emit_json({"error": exc.to_dict()})
     else:
-        console.print(f"[red]error:[/red] {exc.message}")
+        print_error(exc.message)
     raise typer.Exit(code=EXIT_NO if isinstance(exc, NotFound) else EXIT_USAGE)

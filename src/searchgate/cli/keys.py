@@ -38,6 +38,7 @@ from searchgate.cli.common import (
     JsonOut,
     console,
     emit_json,
+    print_error,
     settings_for,
 )
 from searchgate.cli.keys_input import (
@@ -88,7 +89,7 @@ def _fail(exc: SearchgateError, as_json: bool) -> NoReturn:
     if as_json:
         emit_json({"error": exc.to_dict()})
     else:
-        console.print(f"[red]error:[/red] {exc.message}")
+        print_error(exc.message)
         systems = exc.details.get("systems") if isinstance(exc, KeyInUse) else None
         for system in systems or ():
             console.print(f"  still used by: {system}")

@@ -31,7 +31,7 @@ from searchgate.cli import keys as keys_cli
 from searchgate.cli import rotate as rotate_cli
 from searchgate.cli import store as store_cli
 from searchgate.cli import users as users_cli
-from searchgate.cli.common import DataDir, console, settings_for
+from searchgate.cli.common import DataDir, console, print_error, settings_for
 from searchgate.config import Settings
 from searchgate.demo import DEMO_QUERIES, demo_settings, generate
 from searchgate.engines.tantivy.engine import TantivyEngine
@@ -262,7 +262,7 @@ def demo(
     try:
         n = load_demo(services, count, collection)
     except SearchgateError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        print_error(exc.message)
         raise typer.Exit(2) from None
     console.print(f"wrote {n} products into {collection!r}")
 
@@ -283,7 +283,7 @@ def reindex(
     known = {c.name for c in services.catalog.list_collections()}
     for name in names:
         if name not in known:
-            console.print(f"[red]error:[/red] collection {name!r} does not exist")
+            print_error(f"collection {name!r} does not exist")
             raise typer.Exit(2)
     with services.db.write() as s:
         for name in names:

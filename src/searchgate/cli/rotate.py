@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from searchgate.cli.common import EXIT_USAGE, JsonOut, console, emit_json
+from searchgate.cli.common import EXIT_USAGE, JsonOut, console, emit_json, print_error
 from searchgate.errors import SearchgateError
 from searchgate.rotation.common import Timing, format_duration, parse_duration
 from searchgate.rotation.events import (
@@ -106,7 +106,7 @@ def _duration(text: str, option: str) -> Any:
     try:
         return parse_duration(text, option)
     except SearchgateError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        print_error(exc.message)
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -115,7 +115,7 @@ def _token(token_file: Path | None) -> str:
         try:
             token = token_file.read_text().strip()
         except OSError as exc:
-            console.print(f"[red]error:[/red] cannot read --token-file: {exc.strerror}")
+            print_error(f"cannot read --token-file: {exc.strerror}")
             raise typer.Exit(EXIT_USAGE) from None
     else:
         token = os.environ.get(TOKEN_VARIABLE, "").strip()
@@ -187,7 +187,7 @@ def rotate(
             move_timeout=_duration(move_timeout, "--move-timeout"),
         )
     except SearchgateError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        print_error(exc.message)
         raise typer.Exit(EXIT_USAGE) from None
     options = RunOptions(
         timing=timing,
@@ -203,7 +203,7 @@ def rotate(
     try:
         secret_store = open_store(store, path)
     except StoreError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        print_error(exc.message)
         raise typer.Exit(EXIT_USAGE) from None
     holder = f"{getpass.getuser()}@{socket.gethostname()} (pid {os.getpid()})"
     backend = HttpBackend(server, token, holder=holder)
