@@ -8,22 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from searchgate import errors
+from searchgate import error_status, errors
 from searchgate.api.responses import JsonResponse
-
-STATUS: dict[type[errors.SearchgateError], int] = {
-    errors.InvalidInput: 400,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.LimitExceeded: 422,
-    errors.PayloadTooLarge: 413,
-    errors.UploadRejected: 420,
-    errors.Unavailable: 503,
-    errors.Unauthenticated: 401,
-    errors.Forbidden: 403,
-    errors.ReauthenticationRequired: 403,
-    errors.TooManyAttempts: 429,
-}
 
 
 class AuthError(errors.SearchgateError):
@@ -46,10 +32,7 @@ class AuthError(errors.SearchgateError):
 def status_of(exc: errors.SearchgateError) -> int:
     if isinstance(exc, AuthError):
         return exc.status
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400
+    return error_status.status_of(exc)
 
 
 def error_body(request: Request, code: str, message: str, **extra: Any) -> dict[str, Any]:

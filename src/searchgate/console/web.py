@@ -22,14 +22,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from searchgate.console import auth
 from searchgate.console.auth import Principal
 from searchgate.console.templating import render_page
+from searchgate.error_status import status_of
 from searchgate.errors import (
-    Conflict,
     Forbidden,
-    InvalidInput,
-    NotFound,
     ReauthenticationRequired,
     SearchgateError,
-    TooManyAttempts,
 )
 from searchgate.permissions import Permission
 from searchgate.runtime import Runtime
@@ -41,13 +38,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PASSWORD_PAGE = "/account/password"  # noqa: S105 - a page, not a password
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-
-STATUS_OF: dict[type[SearchgateError], int] = {
-    InvalidInput: 400,
-    NotFound: 404,
-    Conflict: 409,
-    TooManyAttempts: 429,
-}
 
 
 @dataclass(frozen=True)
@@ -301,7 +291,7 @@ def _run(
     except Forbidden as exc:
         response = ctx.error_page(403, "Not allowed", exc.message)
     except SearchgateError as exc:
-        status = STATUS_OF.get(type(exc), 400)
+        status = status_of(exc)
         title = "Not found" if status == 404 else "That did not work"
         response = ctx.error_page(status, title, exc.message)
     auth.finish(ctx, response)
