@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from searchgate.cli.main import app
+from searchgate.durations import format_duration, parse_duration
 from searchgate.errors import InvalidInput
-from searchgate.rotation.common import Timing, format_duration, parse_duration
+from searchgate.rotation.common import Timing
 from tests.stores import closed_url
 
 TOKEN = "sgp_" + "T" * 40
@@ -68,7 +69,9 @@ def test_durations() -> None:
     assert parse_duration(" 15m ") == timedelta(minutes=15)
     assert parse_duration("1.5s") == timedelta(seconds=1.5)
     assert parse_duration("500ms") == timedelta(milliseconds=500)
-    for bad in ("", "15", "m", "-1s", "1w", "1h30m"):
+    assert parse_duration("2w") == parse_duration("14d") == timedelta(days=14)
+    assert parse_duration("15", bare_seconds=True) == timedelta(seconds=15)
+    for bad in ("", "15", "m", "-1s", "1h30m", "²s", "1.5.5s", "9" * 13 + "s", "3700d"):
         with pytest.raises(InvalidInput):
             parse_duration(bad)
     assert [format_duration(timedelta(seconds=s)) for s in (0.4, 5, 90, 3600, 7200 + 60)] == [

@@ -43,13 +43,13 @@ from searchgate.cli.common import (
 )
 from searchgate.cli.keys_input import (
     CLIENT_KEY_ENV,
-    parse_duration,
     parse_expiry,
     parse_rate,
     parse_scopes,
     read_client_key,
 )
 from searchgate.cli.users import cli_actor
+from searchgate.durations import parse_duration
 from searchgate.errors import Conflict, Forbidden, InvalidInput, NotFound, SearchgateError
 from searchgate.keys.browser_tokens import (
     MAX_TTL_TEXT,

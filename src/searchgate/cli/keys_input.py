@@ -6,39 +6,23 @@ from __future__ import annotations
 import os
 import re
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import typer
 
+from searchgate.durations import looks_like_duration, parse_duration
 from searchgate.errors import InvalidInput
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import Scope
 
 CLIENT_KEY_ENV = "SEARCHGATE_CLIENT_KEY"
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d|w)\s*$")
-_UNIT = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-MAX_DURATION_SECONDS = 10 * 366 * 86400
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/\s*(min|m|s))?\s*$")
-
-
-def parse_duration(text: str, field: str) -> timedelta:
-    """``90d``, ``24h``, ``30m``, ``45s``, ``2w``."""
-    m = _DURATION.match(text)
-    if not m:
-        raise InvalidInput(
-            f"{text!r} is not a duration: a number and a unit (s, m, h, d, w), like 24h or 90d",
-            field=field,
-        )
-    seconds = int(m.group(1)) * _UNIT[m.group(2)]
-    if seconds > MAX_DURATION_SECONDS:
-        raise InvalidInput(f"{text!r} is longer than ten years", field=field)
-    return timedelta(seconds=seconds)
 
 
 def parse_expiry(text: str, now: datetime) -> datetime:
     """An ISO 8601 time, or a duration from now."""
-    if _DURATION.match(text):
+    if looks_like_duration(text):
         return now + parse_duration(text, "expires")
     at = Restrictions.build(expires_at=text).expires_at
     assert at is not None

@@ -20,9 +20,9 @@ from jinja2 import Environment, StrictUndefined, TemplateError
 from rich.markup import escape
 
 from searchgate.cli.common import console
+from searchgate.durations import format_duration, parse_duration
 from searchgate.errors import SearchgateError
 from searchgate.keys.browser_tokens import derive_browser_token
-from searchgate.rotation.common import format_duration, parse_duration
 from searchgate.secretstores import SecretStore, StoreError, StoreNotFound
 
 # A watch reads the store at most this often, and after failures backs off to at most

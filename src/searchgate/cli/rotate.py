@@ -25,8 +25,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from searchgate.cli.common import EXIT_USAGE, JsonOut, console, emit_json, print_error
+from searchgate.durations import format_duration, parse_duration
 from searchgate.errors import SearchgateError
-from searchgate.rotation.common import Timing, format_duration, parse_duration
+from searchgate.rotation.common import Timing
 from searchgate.rotation.events import (
     EXIT_ERROR,
     EXIT_STORE,

@@ -35,9 +35,10 @@ from searchgate.console.rotation_view import (
     system_rows,
 )
 from searchgate.console.web import Ctx, page
+from searchgate.durations import format_duration, parse_duration
 from searchgate.errors import Conflict, ReauthenticationRequired, SearchgateError
 from searchgate.permissions import Permission
-from searchgate.rotation.common import UNFINISHED, Timing, format_duration, parse_duration
+from searchgate.rotation.common import UNFINISHED, Timing
 from searchgate.rotation.runner import RunOptions
 from searchgate.rotation.service import Overview, RotationInfo, RotationService, rotation_service
 from searchgate.rotation.store_repair import restore_stored_primary, write_primary_to_store

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -53,37 +52,6 @@ def step_number(name: str) -> int:
 
 def step_name(number: int) -> str:
     return STEPS[number - 1] if 1 <= number <= len(STEPS) else "start"
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str, field: str = "duration") -> timedelta:
-    """``"90d"``, ``"15m"``, ``"30s"``, ``"2h"``, ``"500ms"`` as a timedelta."""
-    m = _DURATION.match(text or "")
-    if m is None:
-        raise InvalidInput(
-            f"{field}: {text!r} is not a duration; write a number and a unit, like 90d, "
-            "2h, 15m, 30s or 500ms",
-            field=field,
-        )
-    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
-
-
-def format_duration(d: timedelta | float) -> str:
-    seconds = d.total_seconds() if isinstance(d, timedelta) else float(d)
-    if seconds < 0:
-        seconds = 0.0
-    if seconds < 60:
-        return f"{seconds:.0f}s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}s"
-    minutes, sec = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s" if sec else f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
-    return f"{hours // 24}d"
 
 
 @dataclass(frozen=True)

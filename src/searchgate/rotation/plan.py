@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from searchgate.durations import format_duration
 from searchgate.rotation.backend import RotationView
-from searchgate.rotation.common import STEPS, format_duration, step_name
+from searchgate.rotation.common import STEPS, step_name
 
 if TYPE_CHECKING:
     from searchgate.rotation.events import PreconditionFailed

@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from searchgate.clock import Clock, utc_now
+from searchgate.durations import format_duration
 from searchgate.errors import SearchgateError
 from searchgate.rotation.backend import RotationBackend, RotationView
-from searchgate.rotation.common import STEP_TITLES, STEPS, Timing, format_duration, step_name
+from searchgate.rotation.common import STEP_TITLES, STEPS, Timing, step_name
 from searchgate.rotation.events import (
     PreconditionFailed,
     RotationEvent,

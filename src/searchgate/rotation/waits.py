@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from searchgate.durations import format_duration
 from searchgate.rotation.backend import RotationBackend, RotationView, SystemSeen, TrafficView
-from searchgate.rotation.common import format_duration
 from searchgate.rotation.events import RotationEvent, SystemsOnOldKey, SystemState
 
 MARGIN = timedelta(milliseconds=500)

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from searchgate.durations import parse_duration
+from searchgate.errors import InvalidInput
 from searchgate.secretstores.aws import AwsConfig, AwsSecretsManagerStore
 from searchgate.secretstores.base import SecretStore, StoreMisconfigured
 from searchgate.secretstores.env import EnvStore
@@ -218,15 +220,9 @@ def _parse_bool(raw: str, name: str) -> bool:
 
 
 def _parse_duration(raw: str, name: str) -> float:
-    text = raw.strip().lower()
-    scale = 1.0
-    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if text.endswith(suffix):
-            text, scale = text[: -len(suffix)], factor
-            break
     try:
-        return float(text) * scale
-    except ValueError:
+        return parse_duration(raw, name, bare_seconds=True).total_seconds()
+    except InvalidInput:
         raise StoreMisconfigured(f"{name}={raw!r} is not a duration (like 5s)") from None
 
 
