@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SEARCHGATE_HOST"] = "127.0.0.1"
     os.environ["SEARCHGATE_PORT"] = str(args.port)
     uvicorn.run(
-        "searchgate.api.factory:app_from_env",
+        "searchgate.webapp:app_from_env",
         factory=True,
         host="127.0.0.1",
         port=args.port,

@@ -13,11 +13,11 @@ import pyotp
 import pytest
 from starlette.testclient import TestClient
 
-from searchgate.api.app import create_app
 from searchgate.config import Settings
 from searchgate.keys.scopes import ALL_SCOPES
 from searchgate.permissions import Actor
 from searchgate.runtime import Runtime, Services, build_runtime, build_services
+from searchgate.webapp import create_app
 from tests import pg
 from tests.keyhelp import SYSTEM
 from tests.stores import bao_server, moto_server  # noqa: F401  (session fixtures: real stores)

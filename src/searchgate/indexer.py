@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from searchgate.catalog import changelog
 from searchgate.catalog.models import IndexNodeRow
-from searchgate.catalog.service import CatalogService, CommittedBatch
+from searchgate.catalog.service import CatalogReader, CommittedBatch
 from searchgate.catalog.settings import CollectionSettings
 from searchgate.db import Database
 from searchgate.engines.tantivy.engine import TantivyEngine
@@ -52,7 +52,7 @@ class Indexer:
     def __init__(
         self,
         db: Database,
-        catalog: CatalogService,
+        catalog: CatalogReader,
         engine: TantivyEngine,
         node: str,
         poll_seconds: float = 0.05,

@@ -26,9 +26,10 @@ from searchgate.accounts import (
 )
 from searchgate.accounts.invitations import InvitationService
 from searchgate.audit import AuditLog, load_or_create_audit_key
+from searchgate.authorizer import Authorizer
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.models import IndexNodeRow
-from searchgate.catalog.service import CatalogService
+from searchgate.catalog.service import CatalogReader, CatalogService, WriteListener
 from searchgate.clock import Clock, utc_now
 from searchgate.config import Settings
 from searchgate.db import Database
@@ -56,6 +57,7 @@ class Services:
     areas: AreaService
     keys: KeyService
     audit: AuditLog
+    authorizer: Authorizer
     passwords: PasswordHasher
     roles: RoleService
     users: UserService
@@ -67,36 +69,51 @@ class Services:
     invitations: InvitationService
 
 
-def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_now) -> Services:
-    """``clock``: tests pass one they can move, to test lifetimes without sleeping."""
+def open_database(settings: Settings, migrate: bool = True) -> Database:
     settings.ensure_dirs()
     url = settings.resolved_database_url
     if migrate:
         upgrade(url)
-    db = Database(url)
+    return Database(url)
+
+
+def build_services(
+    settings: Settings,
+    migrate: bool = True,
+    clock: Clock = utc_now,
+    *,
+    db: Database | None = None,
+    index_listener: WriteListener | None = None,
+) -> Services:
+    """``clock``: tests pass one they can move, to test lifetimes without sleeping.
+    ``db``: one opened by ``open_database`` (the runtime's indexer is built on it
+    first, to be the catalog's ``index_listener``)."""
+    if db is None:
+        db = open_database(settings, migrate)
     pepper = load_or_create_pepper(settings.secrets_dir, settings.key_pepper)
     audit = AuditLog(
         db,
         load_or_create_audit_key(settings.secrets_dir, settings.audit_key),
         clock,
-        timedelta(minutes=settings.reauth_window_minutes),
     )
+    authorizer = Authorizer(audit, clock, timedelta(minutes=settings.reauth_window_minutes))
     passwords = PasswordHasher(settings.password_memory_kib, settings.password_iterations)
     mfa_policy = MfaPolicy(settings.mfa_required_for_admins, settings.mfa_required_for_all)
     session_policy = SessionPolicy(
         idle=timedelta(minutes=settings.session_idle_minutes),
         absolute=timedelta(hours=settings.session_absolute_hours),
     )
-    roles = RoleService(db, audit, clock)
+    roles = RoleService(db, audit, authorizer, clock)
     if migrate:
         roles.ensure_builtin()
-    sessions = SessionService(db, audit, pepper, session_policy, mfa_policy, clock)
-    mfa = MfaService(db, audit, pepper, clock)
-    catalog = CatalogService(db, settings.limits, audit)
+    sessions = SessionService(db, audit, authorizer, pepper, session_policy, mfa_policy, clock)
+    mfa = MfaService(db, audit, authorizer, pepper, clock)
+    catalog = CatalogService(db, settings.limits, audit, index_listener)
     keys = KeyService(
         db,
         pepper,
         audit,
+        authorizer,
         clock,
         settings.key_cache_seconds,
         timedelta(minutes=settings.key_delete_quiet_minutes),
@@ -109,18 +126,21 @@ def build_services(settings: Settings, migrate: bool = True, clock: Clock = utc_
         settings=settings,
         db=db,
         catalog=catalog,
-        areas=AreaService(db, audit, on_rename=RoleService.rename_area),
+        areas=AreaService(db, audit, authorizer, on_rename=RoleService.rename_area),
         keys=keys,
         audit=audit,
+        authorizer=authorizer,
         passwords=passwords,
         roles=roles,
-        users=UserService(db, audit, passwords, clock, settings.max_admins),
+        users=UserService(db, audit, authorizer, passwords, clock, settings.max_admins),
         sessions=sessions,
         mfa=mfa,
-        tokens=TokenService(db, audit, pepper, clock, timedelta(days=settings.token_max_days)),
+        tokens=TokenService(
+            db, audit, authorizer, pepper, clock, timedelta(days=settings.token_max_days)
+        ),
         auth=AuthService(db, audit, passwords, sessions, mfa, Throttle(), clock),
-        collections=CollectionAdmin(db, catalog, audit),
-        invitations=InvitationService(db, audit, passwords, pepper, mfa_policy, clock),
+        collections=CollectionAdmin(db, catalog, audit, authorizer),
+        invitations=InvitationService(db, audit, authorizer, passwords, pepper, mfa_policy, clock),
     )
 
 
@@ -200,21 +220,21 @@ def live_processes(db: Database) -> int:
 
 
 def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
-    services = build_services(settings, migrate=migrate)
+    db = open_database(settings, migrate)
     lock = SlotLock(settings.index_dir)
     slot = lock.acquire()
     engine = TantivyEngine(slot, settings.index_writer_heap_bytes, settings.index_writer_threads)
     node = f"{socket.gethostname()}:{os.getpid()}:{slot.name}"
-    services.keys.limiter = RateLimiter(CachedCount(lambda: live_processes(services.db)))
     indexer = Indexer(
-        services.db,
-        services.catalog,
+        db,
+        CatalogReader(db),
         engine,
         node,
         settings.indexer_poll_seconds,
         settings.index_commit_seconds,
     )
-    services.catalog.listener = indexer
+    services = build_services(settings, migrate=migrate, db=db, index_listener=indexer)
+    services.keys.limiter = RateLimiter(CachedCount(lambda: live_processes(services.db)))
     query_log = QueryLog(services.db)
     search = SearchService(
         engine,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.testclient import TestClient
 
+from searchgate.catalog.service import parse_settings
+from searchgate.config import Settings
 from searchgate.demo import demo_settings, generate
-from searchgate.keys.scopes import Scope
+from searchgate.keys.scopes import ALL_SCOPES, Scope
+from searchgate.permissions import Actor
 from searchgate.runtime import Runtime
-from tests.conftest import load
+from searchgate.webapp import create_app
+from tests.conftest import load, make_user
 from tests.keyhelp import SYSTEM
 
 PHONES = [
@@ -178,3 +184,51 @@ def test_demo_settings_round_trip(client: TestClient, auth: dict[str, str]) -> N
     r = client.put("/api/v1/collections/default", json=again, headers=auth)
     assert r.status_code == 200
     assert r.json()["settings"] == again
+
+
+def _indexed_soon(rt: Runtime, done: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether ``done`` holds within ``timeout``: far less than the hour-long poll of
+    the runtime below, so only a notification from the write can make it hold."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_every_write_path_wakes_the_indexer_without_waiting_for_the_poll(
+    settings: Settings,
+) -> None:
+    slow = settings.model_copy(update={"indexer_poll_seconds": 3600, "index_commit_seconds": 0})
+    with TestClient(create_app(slow), raise_server_exceptions=False) as client:
+        rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        auth = {
+            "Authorization": f"Bearer {rt.services.keys.create(SYSTEM, 'all', ALL_SCOPES).secret}"
+        }
+        assert rt.indexer.wait_ready(30)
+
+        def caught_up() -> bool:
+            return rt.indexer.applied_seq >= rt.services.catalog.current_seq()
+
+        assert client.put("/api/v1/collections/shop", json=PLAIN, headers=auth).status_code == 201
+        assert _indexed_soon(rt, lambda: caught_up() and rt.engine.has_collection("shop"))
+        r = client.post("/api/v1/collections/shop/records", json=PHONES[:3], headers=auth)
+        assert r.status_code == 200, r.text
+        assert _indexed_soon(rt, caught_up)
+        assert search(client, auth, collection="shop", query="phone")["totalRecordCount"] == 3
+        r = client.delete("/api/v1/collections/shop/records/p1", headers=auth)
+        assert r.status_code == 200, r.text
+        assert _indexed_soon(rt, caught_up)
+        assert search(client, auth, collection="shop", query="phone")["totalRecordCount"] == 2
+        # The admin API (and the Command Center, through the same service) deletes.
+        user_id = make_user(rt.services, "root@example.com", "admin")
+        token = rt.services.tokens.create(Actor.system(), "tests", user_id=user_id).secret
+        r = client.delete(
+            "/api/v1/admin/collections/shop", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert r.status_code == 200, r.text
+        assert _indexed_soon(rt, lambda: caught_up() and not rt.engine.has_collection("shop"))
+        # A collection created by a write outside any route (the CLI's demo loader).
+        rt.services.catalog.put_settings("cli", parse_settings(PLAIN))
+        assert _indexed_soon(rt, lambda: caught_up() and rt.engine.has_collection("cli"))

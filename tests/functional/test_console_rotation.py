@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from searchgate.api.app import create_app
 from searchgate.audit import AuditFilter
 from searchgate.config import Settings
 from searchgate.console.rotation_jobs import LEASE_SECONDS, jobs_of
@@ -32,6 +31,7 @@ from searchgate.rotation.local_backend import LocalBackend
 from searchgate.rotation.runner import RotationRunner, RunOptions
 from searchgate.runtime import Runtime
 from searchgate.secretstores.file import FileStore
+from searchgate.webapp import create_app
 from tests.conftest import PASSWORD, load, make_user
 from tests.functional.console_support import (
     error_for,

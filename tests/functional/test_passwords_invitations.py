@@ -80,7 +80,7 @@ def test_an_admin_set_password_is_changed_before_anything_else(
     renewed = accounts.sessions.authenticate(first.secret)
     assert renewed.new_secret is not None
     assert renewed.actor.has(Permission.COLLECTIONS_READ)
-    assert renewed.actor.reauthenticated_within(accounts.audit.reauth_window, clock.now)
+    assert renewed.actor.reauthenticated_within(accounts.authorizer.reauth_window, clock.now)
     with pytest.raises(Unauthenticated):
         accounts.sessions.authenticate(other)
     with pytest.raises(Unauthenticated):

@@ -14,7 +14,6 @@ import httpx
 import pytest
 import uvicorn
 
-from searchgate.api.app import create_app
 from searchgate.client import (
     USER_AGENT,
     CachedKey,
@@ -27,6 +26,7 @@ from searchgate.keys.format import generate_key
 from searchgate.keys.scopes import ALL_SCOPES, Scope
 from searchgate.keys.usage import UsageQueries
 from searchgate.runtime import Runtime
+from searchgate.webapp import create_app
 from tests.keyhelp import SYSTEM
 from tests.pg import free_port
 

@@ -131,7 +131,7 @@ def test_sessions_are_listed_and_ended_by_their_owner_or_an_admin(accounts: Serv
 def test_reauthentication_is_stamped_on_the_session(accounts: Services, clock: ManualClock) -> None:
     make_user(accounts, "vic@example.com")
     secret = sign_in(accounts, "vic@example.com")
-    window = accounts.audit.reauth_window
+    window = accounts.authorizer.reauth_window
     assert accounts.sessions.authenticate(secret).actor.reauthenticated_within(window, clock.now)
     clock.advance(minutes=6)
     actor = accounts.sessions.authenticate(secret).actor

@@ -21,7 +21,6 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from searchgate import indexer as indexer_module
-from searchgate.api.app import create_app
 from searchgate.catalog import changelog
 from searchgate.catalog.models import IndexNodeRow
 from searchgate.catalog.service import parse_settings
@@ -34,6 +33,7 @@ from searchgate.engines.tantivy.layout import VOCAB
 from searchgate.engines.tantivy.store import STATE_FILE
 from searchgate.indexer import Indexer
 from searchgate.runtime import Services, build_runtime
+from searchgate.webapp import create_app
 
 SETTINGS = parse_settings(
     {"idField": "id", "titleField": "title", "searchable": [{"name": "title"}]}

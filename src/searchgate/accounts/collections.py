@@ -4,6 +4,7 @@ a permission check, with deletion recorded in the same transaction."""
 from __future__ import annotations
 
 from searchgate.audit import Action, AuditLog
+from searchgate.authorizer import Authorizer
 from searchgate.catalog.service import CatalogService, CollectionInfo
 from searchgate.db import Database
 from searchgate.errors import InvalidInput
@@ -11,17 +12,20 @@ from searchgate.permissions import Actor, CredentialKind, Permission
 
 
 class CollectionAdmin:
-    def __init__(self, db: Database, catalog: CatalogService, audit: AuditLog) -> None:
+    def __init__(
+        self, db: Database, catalog: CatalogService, audit: AuditLog, authorizer: Authorizer
+    ) -> None:
         self.db = db
         self.catalog = catalog
         self.audit = audit
+        self.authorizer = authorizer
 
     def list(self, actor: Actor) -> list[CollectionInfo]:
-        self.audit.authorize(actor, Permission.COLLECTIONS_READ, Action.COLLECTIONS_LIST)
+        self.authorizer.authorize(actor, Permission.COLLECTIONS_READ, Action.COLLECTIONS_LIST)
         return self.catalog.list_collections()
 
     def get(self, actor: Actor, name: str) -> CollectionInfo:
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.COLLECTIONS_READ, Action.COLLECTIONS_LIST, target=name
         )
         return self.catalog.get_collection(name)
@@ -29,7 +33,7 @@ class CollectionAdmin:
     def delete(self, actor: Actor, name: str, *, confirm: str | None = None) -> int:
         """Irreversible. A console session must type the name (``confirm``) and have
         re-authenticated recently. Returns how many records went."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor,
             Permission.COLLECTIONS_DELETE,
             Action.COLLECTION_DELETE,

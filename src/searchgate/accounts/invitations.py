@@ -24,6 +24,7 @@ from searchgate.accounts.passwords import PasswordHasher, check_password_policy
 from searchgate.accounts.roles import require_within, role_areas, role_permissions
 from searchgate.accounts.users import UserInfo, find_role, insert_user, user_info
 from searchgate.audit import Action, AuditLog
+from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import Conflict, InvalidInput, NotFound
@@ -109,6 +110,7 @@ class InvitationService:
         self,
         db: Database,
         audit: AuditLog,
+        authorizer: Authorizer,
         passwords: PasswordHasher,
         pepper: Pepper,
         mfa_policy: MfaPolicy,
@@ -116,6 +118,7 @@ class InvitationService:
     ) -> None:
         self.db = db
         self.audit = audit
+        self.authorizer = authorizer
         self.passwords = passwords
         self.pepper = pepper
         self.mfa_policy = mfa_policy
@@ -135,7 +138,7 @@ class InvitationService:
         lifetime: timedelta = DEFAULT_LIFETIME,
     ) -> CreatedInvitation:
         email = check_email(email)
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.USERS_MANAGE, Action.INVITATION_CREATE, target=email, sensitive=True
         )
         name = check_display_name(display_name) if display_name and display_name.strip() else None
@@ -146,7 +149,7 @@ class InvitationService:
         secret = PREFIX + secrets.token_urlsafe(32)
         now = self.clock()
         with (
-            self.audit.denials(actor, Action.INVITATION_CREATE, target=email),
+            self.authorizer.denials(actor, Action.INVITATION_CREATE, target=email),
             self.audit.transaction() as s,
         ):
             role_row = find_role(s, role)
@@ -183,7 +186,7 @@ class InvitationService:
 
     def list(self, actor: Actor, *, include_inactive: bool = False) -> list[InvitationInfo]:
         """Newest first; by default only those still waiting to be accepted."""
-        self.audit.authorize(actor, Permission.USERS_READ, Action.USERS_LIST)
+        self.authorizer.authorize(actor, Permission.USERS_READ, Action.USERS_LIST)
         now = self.clock()
         with self.db.read() as s:
             roles = {r.id: r.name for r in s.scalars(select(RoleRow))}
@@ -193,7 +196,7 @@ class InvitationService:
 
     def revoke(self, actor: Actor, invitation_id: str) -> InvitationInfo:
         """Withdraws a pending invitation: its link stops working at once."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor,
             Permission.USERS_MANAGE,
             Action.INVITATION_REVOKE,
@@ -202,7 +205,7 @@ class InvitationService:
         )
         now = self.clock()
         with (
-            self.audit.denials(actor, Action.INVITATION_REVOKE, target=invitation_id),
+            self.authorizer.denials(actor, Action.INVITATION_REVOKE, target=invitation_id),
             self.audit.transaction() as s,
         ):
             row = s.get(InvitationRow, invitation_id, with_for_update=True)

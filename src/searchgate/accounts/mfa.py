@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from searchgate.accounts.models import RecoveryCodeRow, TotpRow, UserRow
 from searchgate.audit import Action, AuditLog, Outcome
+from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, utc_now
 from searchgate.db import Database
 from searchgate.errors import (
@@ -89,12 +90,14 @@ class MfaService:
         self,
         db: Database,
         audit: AuditLog,
+        authorizer: Authorizer,
         pepper: Pepper,
         clock: Clock = utc_now,
         issuer: str = "Searchgate",
     ) -> None:
         self.db = db
         self.audit = audit
+        self.authorizer = authorizer
         self.pepper = pepper
         self.clock = clock
         self.issuer = issuer
@@ -200,7 +203,7 @@ class MfaService:
             self.audit.record(s, actor, Action.MFA_DISABLE, target=actor.email or user_id)
 
     def _require_reauth(self, actor: Actor) -> None:
-        if not actor.reauthenticated_within(self.audit.reauth_window, self.clock()):
+        if not self.authorizer.reauthenticated(actor):
             raise ReauthenticationRequired("confirm your password or a TOTP code first")
 
     # --- checking codes (for the sign-in service) --------------------------------

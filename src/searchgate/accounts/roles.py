@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from searchgate.accounts.common import new_id
 from searchgate.accounts.models import RoleRow, UserRow
 from searchgate.audit import Action, AuditLog
+from searchgate.authorizer import Authorizer
 from searchgate.catalog.models import AreaRow
 from searchgate.clock import Clock, utc_now
 from searchgate.db import Database
@@ -109,9 +110,12 @@ def require_within(actor: Actor, permissions: Iterable[Permission], areas: Any, 
 
 
 class RoleService:
-    def __init__(self, db: Database, audit: AuditLog, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, db: Database, audit: AuditLog, authorizer: Authorizer, clock: Clock = utc_now
+    ) -> None:
         self.db = db
         self.audit = audit
+        self.authorizer = authorizer
         self.clock = clock
 
     def ensure_builtin(self) -> None:
@@ -145,7 +149,7 @@ class RoleService:
 
     def _authorize_read(self, actor: Actor) -> None:
         if not actor.has(Permission.ROLES_MANAGE):
-            self.audit.authorize(actor, Permission.USERS_READ, Action.ROLES_LIST)
+            self.authorizer.authorize(actor, Permission.USERS_READ, Action.ROLES_LIST)
 
     def list(self, actor: Actor) -> list[RoleInfo]:
         self._authorize_read(actor)
@@ -172,7 +176,7 @@ class RoleService:
         areas: Iterable[str] | None = None,
         description: str = "",
     ) -> RoleInfo:
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.ROLES_MANAGE, Action.ROLE_CREATE, target=name, sensitive=True
         )
         name = _check_name(name)
@@ -180,7 +184,7 @@ class RoleService:
         description = _check_description(description)
         now = self.clock()
         with (
-            self.audit.denials(actor, Action.ROLE_CREATE, target=name),
+            self.authorizer.denials(actor, Action.ROLE_CREATE, target=name),
             self.audit.transaction() as s,
         ):
             area_set = _check_areas(s, areas)
@@ -216,12 +220,12 @@ class RoleService:
     ) -> RoleInfo:
         """Changes a custom role. ``all_areas=True`` opens every area; ``areas`` a list.
         Everyone holding the role gets new session ids on their next request."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.ROLES_MANAGE, Action.ROLE_UPDATE, target=name, sensitive=True
         )
         now = self.clock()
         with (
-            self.audit.denials(actor, Action.ROLE_UPDATE, target=name),
+            self.authorizer.denials(actor, Action.ROLE_UPDATE, target=name),
             self.audit.transaction() as s,
         ):
             row = _find(s, name)
@@ -282,11 +286,11 @@ class RoleService:
         return after
 
     def delete(self, actor: Actor, name: str) -> None:
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.ROLES_MANAGE, Action.ROLE_DELETE, target=name, sensitive=True
         )
         with (
-            self.audit.denials(actor, Action.ROLE_DELETE, target=name),
+            self.authorizer.denials(actor, Action.ROLE_DELETE, target=name),
             self.audit.transaction() as s,
         ):
             row = _find(s, name)

@@ -22,6 +22,7 @@ from searchgate.accounts.common import new_id
 from searchgate.accounts.identity import Identity, MfaPolicy, build_actor, load_identity
 from searchgate.accounts.models import SessionRow
 from searchgate.audit import Action, AuditLog
+from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import NotFound, Unauthenticated
@@ -100,6 +101,7 @@ class SessionService:
         self,
         db: Database,
         audit: AuditLog,
+        authorizer: Authorizer,
         pepper: Pepper,
         policy: SessionPolicy = SessionPolicy(),
         mfa_policy: MfaPolicy = MfaPolicy(),
@@ -107,6 +109,7 @@ class SessionService:
     ) -> None:
         self.db = db
         self.audit = audit
+        self.authorizer = authorizer
         self.pepper = pepper
         self.policy = policy
         self.mfa_policy = mfa_policy
@@ -300,7 +303,7 @@ class SessionService:
 
     def _authorize_other(self, actor: Actor, user_id: str, action: Action) -> None:
         if user_id != actor.user_id:
-            self.audit.authorize(actor, Permission.USERS_MANAGE, action, target=user_id)
+            self.authorizer.authorize(actor, Permission.USERS_MANAGE, action, target=user_id)
 
     def list_for_user(self, actor: Actor, user_id: str | None = None) -> list[SessionInfo]:
         """Live sessions of ``user_id`` (default: the actor's own), newest first."""

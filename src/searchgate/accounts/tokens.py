@@ -24,6 +24,7 @@ from searchgate.accounts.common import check_display_name, new_id
 from searchgate.accounts.identity import MfaPolicy, build_actor, load_identity
 from searchgate.accounts.models import PersonalTokenRow, UserRow
 from searchgate.audit import Action, AuditLog
+from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import (
@@ -137,12 +138,14 @@ class TokenService:
         self,
         db: Database,
         audit: AuditLog,
+        authorizer: Authorizer,
         pepper: Pepper,
         clock: Clock = utc_now,
         max_lifetime: timedelta = timedelta(days=365),
     ) -> None:
         self.db = db
         self.audit = audit
+        self.authorizer = authorizer
         self.pepper = pepper
         self.clock = clock
         self.max_lifetime = max_lifetime
@@ -160,13 +163,13 @@ class TokenService:
         for anyone by the CLI operator. ``permissions`` None: all that the owner's role
         grants and a token may carry."""
         owner = user_id or actor.user_id
-        with self.audit.denials(actor, Action.TOKEN_CREATE, target=owner):
+        with self.authorizer.denials(actor, Action.TOKEN_CREATE, target=owner):
             if actor.kind is not CredentialKind.SYSTEM:
                 if actor.kind is not CredentialKind.SESSION or owner != actor.user_id:
                     raise Forbidden("tokens are created by their owner, signed in to the console")
                 if actor.mfa_enrolment_required:
                     raise Forbidden("enrol in MFA before creating tokens")
-                if not actor.reauthenticated_within(self.audit.reauth_window, self.clock()):
+                if not self.authorizer.reauthenticated(actor):
                     raise ReauthenticationRequired("confirm your password or a TOTP code first")
         if owner is None:
             raise InvalidInput("which user is the token for?", field="user_id")
@@ -249,7 +252,9 @@ class TokenService:
         if owner is None:
             raise InvalidInput("which user's tokens?", field="user_id")
         if owner != actor.user_id:
-            self.audit.authorize(actor, Permission.USERS_MANAGE, Action.USERS_LIST, target=owner)
+            self.authorizer.authorize(
+                actor, Permission.USERS_MANAGE, Action.USERS_LIST, target=owner
+            )
         now = self.clock()
         with self.db.read() as s:
             rows = s.scalars(
@@ -268,7 +273,7 @@ class TokenService:
         if row is None:
             raise NotFound(f"no token {token_id!r}", field="token_id")
         if row.user_id != actor.user_id:
-            self.audit.authorize(
+            self.authorizer.authorize(
                 actor, Permission.USERS_MANAGE, Action.TOKEN_REVOKE, target=row.user_id
             )
         with self.audit.transaction() as s:

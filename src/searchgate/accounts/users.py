@@ -23,6 +23,7 @@ from searchgate.accounts.roles import count_admins, require_within, role_areas, 
 from searchgate.accounts.sessions import end_user_sessions
 from searchgate.accounts.tokens import revoke_user_tokens
 from searchgate.audit import Action, AuditLog
+from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import Conflict, InvalidInput, NotFound
@@ -94,12 +95,14 @@ class UserService:
         self,
         db: Database,
         audit: AuditLog,
+        authorizer: Authorizer,
         passwords: PasswordHasher,
         clock: Clock = utc_now,
         max_admins: int = 3,
     ) -> None:
         self.db = db
         self.audit = audit
+        self.authorizer = authorizer
         self.passwords = passwords
         self.clock = clock
         self.max_admins = max_admins
@@ -107,7 +110,7 @@ class UserService:
     # --- reading -----------------------------------------------------------------
 
     def list(self, actor: Actor) -> list[UserInfo]:
-        self.audit.authorize(actor, Permission.USERS_READ, Action.USERS_LIST)
+        self.authorizer.authorize(actor, Permission.USERS_READ, Action.USERS_LIST)
         with self.db.read() as s:
             roles = {r.id: r for r in s.scalars(select(RoleRow))}
             enrolled = set(
@@ -134,11 +137,11 @@ class UserService:
         with self.db.read() as s:
             identity = self._find(s, user)
         if identity.user.id != actor.user_id:
-            self.audit.authorize(actor, Permission.USERS_READ, Action.USERS_LIST, target=user)
+            self.authorizer.authorize(actor, Permission.USERS_READ, Action.USERS_LIST, target=user)
         return user_info(identity)
 
     def admin_summary(self, actor: Actor) -> AdminSummary:
-        self.audit.authorize(actor, Permission.USERS_READ, Action.USERS_LIST)
+        self.authorizer.authorize(actor, Permission.USERS_READ, Action.USERS_LIST)
         users = self.list(actor)
         admins = [u for u in users if u.is_admin and u.state == ACTIVE]
         return AdminSummary(
@@ -164,7 +167,7 @@ class UserService:
         email = check_email(email)
         if must_change_password is None:
             must_change_password = actor.user_id is not None
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.USERS_MANAGE, Action.USER_CREATE, target=email, sensitive=True
         )
         name = check_display_name(display_name or email.split("@")[0])
@@ -173,7 +176,7 @@ class UserService:
         password_hash = self.passwords.hash(password)
         now = self.clock()
         with (
-            self.audit.denials(actor, Action.USER_CREATE, target=email),
+            self.authorizer.denials(actor, Action.USER_CREATE, target=email),
             self.audit.transaction() as s,
         ):
             role_row = find_role(s, role)
@@ -207,11 +210,11 @@ class UserService:
     ) -> UserInfo:
         """Changes role and/or display name. A new role gives the person's sessions
         new ids on their next request."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.USERS_MANAGE, Action.USER_UPDATE, target=user, sensitive=True
         )
         with (
-            self.audit.denials(actor, Action.USER_UPDATE, target=user),
+            self.authorizer.denials(actor, Action.USER_UPDATE, target=user),
             self.audit.transaction() as s,
         ):
             before = self._find(s, user)
@@ -252,12 +255,12 @@ class UserService:
 
     def disable(self, actor: Actor, user: str) -> UserInfo:
         """Ends every session and revokes every token of the person at once."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.USERS_MANAGE, Action.USER_DISABLE, target=user, sensitive=True
         )
         now = self.clock()
         with (
-            self.audit.denials(actor, Action.USER_DISABLE, target=user),
+            self.authorizer.denials(actor, Action.USER_DISABLE, target=user),
             self.audit.transaction() as s,
         ):
             identity = self._find(s, user)
@@ -285,12 +288,12 @@ class UserService:
         return result
 
     def enable(self, actor: Actor, user: str) -> UserInfo:
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.USERS_MANAGE, Action.USER_ENABLE, target=user, sensitive=True
         )
         now = self.clock()
         with (
-            self.audit.denials(actor, Action.USER_ENABLE, target=user),
+            self.authorizer.denials(actor, Action.USER_ENABLE, target=user),
             self.audit.transaction() as s,
         ):
             identity = self._find(s, user)
@@ -308,11 +311,11 @@ class UserService:
     def delete(self, actor: Actor, user: str) -> None:
         """Removes the account, its sessions, tokens and MFA. Change log entries keep
         the name and email they were recorded with."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.USERS_MANAGE, Action.USER_DELETE, target=user, sensitive=True
         )
         with (
-            self.audit.denials(actor, Action.USER_DELETE, target=user),
+            self.authorizer.denials(actor, Action.USER_DELETE, target=user),
             self.audit.transaction() as s,
         ):
             identity = self._find(s, user)
@@ -337,7 +340,7 @@ class UserService:
     ) -> None:
         """Sets a password for someone and ends their sessions. A ``temporary`` one (the
         default) must be changed by its owner at their next sign-in."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.USERS_MANAGE, Action.USER_RESET_PASSWORD, target=user, sensitive=True
         )
         with self.db.read() as s:
@@ -346,7 +349,7 @@ class UserService:
         password_hash = self.passwords.hash(new_password)
         now = self.clock()
         with (
-            self.audit.denials(actor, Action.USER_RESET_PASSWORD, target=user),
+            self.authorizer.denials(actor, Action.USER_RESET_PASSWORD, target=user),
             self.audit.transaction() as s,
         ):
             identity = self._find(s, user)
@@ -367,12 +370,12 @@ class UserService:
 
     def reset_mfa(self, actor: Actor, user: str) -> None:
         """Removes someone's MFA (a lost device); they enrol again at next sign-in."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.USERS_MANAGE, Action.USER_RESET_MFA, target=user, sensitive=True
         )
         now = self.clock()
         with (
-            self.audit.denials(actor, Action.USER_RESET_MFA, target=user),
+            self.authorizer.denials(actor, Action.USER_RESET_MFA, target=user),
             self.audit.transaction() as s,
         ):
             identity = self._find(s, user)

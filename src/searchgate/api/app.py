@@ -1,9 +1,10 @@
-"""The ASGI application: the data plane (and, mounted beside it, the Command Center)."""
+"""The data plane's face of the web application: its routes, error answers and
+request middleware (``searchgate.webapp`` assembles it with the Command Center)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -26,26 +27,14 @@ from searchgate.api.hot_routes import HotRoutes
 from searchgate.api.middleware import RequestMiddleware
 from searchgate.api.responses import JsonResponse
 from searchgate.config import Settings
-from searchgate.console import install as install_console
 from searchgate.keys.usage import UsageTracker
-from searchgate.runtime import Runtime, build_runtime
+from searchgate.runtime import Runtime
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = runtime or build_runtime(settings)
-        app.state.runtime = rt
-        if not rt.started:
-            rt.start()
-        try:
-            yield
-        finally:
-            if runtime is None:
-                rt.stop()
-
+def build_api(settings: Settings, lifespan: Callable[[FastAPI], Any]) -> FastAPI:
+    """The application with the data plane's routes; ``lifespan`` puts the runtime in
+    ``app.state.runtime``. Routes added afterwards come after the API's, so they never
+    shadow an API path."""
     app = FastAPI(
         title="Searchgate data plane",
         version=__version__,
@@ -63,9 +52,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(routes_admin_invitations.router)
     app.include_router(routes_admin_keys.router)
     app.include_router(routes_admin_rotation.router)
-    # The Command Center's pages, at / beside the data plane (after it: its routes
-    # never shadow an API path).
-    install_console(app)
     app.add_middleware(
         HotRoutes,
         endpoints={

@@ -1,15 +1,8 @@
-"""Entry point for uvicorn worker processes: settings come from SEARCHGATE_* variables."""
+"""Entry point for uvicorn worker processes, at the address deployments name
+(``searchgate.api.factory:app_from_env``); the app is assembled in ``searchgate.webapp``."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from searchgate.webapp import app_from_env
 
-from searchgate.api.app import create_app
-from searchgate.config import Settings
-from searchgate.logs import configure
-
-
-def app_from_env() -> FastAPI:
-    settings = Settings()
-    configure(settings.log_level)
-    return create_app(settings)
+__all__ = ["app_from_env"]

@@ -66,7 +66,9 @@ async def _body(request: Request, model: type[M]) -> M:
 async def _reader(request: Request) -> Actor:
     """The token's actor, once it is known to hold ``admin:keys:read``."""
     actor = await token_actor(request)
-    await _call(runtime(request).services.audit.authorize, actor, Permission.KEYS_READ, KEYS_LIST)
+    await _call(
+        runtime(request).services.authorizer.authorize, actor, Permission.KEYS_READ, KEYS_LIST
+    )
     return actor
 
 
@@ -296,7 +298,7 @@ async def update_key(request: Request, key: str) -> JsonResponse:
         # Checked before the key is read, so that a token without the permission
         # learns nothing about the key, not even whether it exists.
         await _call(
-            keys.audit.authorize, actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=key
+            keys.authorizer.authorize, actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=key
         )
         current = await _call(keys.get, key)
         restrictions = current.restrictions.merged(changes)

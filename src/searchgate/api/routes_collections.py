@@ -97,7 +97,6 @@ async def put_collection(request: Request, name: str, wait: bool = False) -> Jso
     info, created = await run_in_threadpool(
         lambda: rt.services.catalog.put_settings(name, settings, actor=caller.actor)
     )
-    rt.indexer.notify()
     # Any position at or after the rebuild's own will do: the current one.
     out = info.to_dict()
     if wait:
@@ -117,7 +116,6 @@ async def delete_collection(request: Request, name: str, wait: bool = False) -> 
     removed = await run_in_threadpool(
         lambda: rt.services.catalog.delete_collection(name, actor=caller.actor)
     )
-    rt.indexer.notify()
     body: dict[str, Any] = {"collection": name, "deleted": True, "recordsDeleted": removed}
     if wait:
         body["searchable"] = await wait_if_asked(
@@ -162,7 +160,6 @@ async def write_records(
             actor=caller.actor,
         )
     )
-    rt.indexer.notify()
     searchable = await wait_if_asked(rt, result.seq, wait)
     return json_response(write_summary(result, searchable))
 
@@ -187,7 +184,6 @@ async def delete_record(
     )
     if result.deleted == 0:
         raise NotFound(f"no record with id {record_id!r} in {name!r}", field="id")
-    rt.indexer.notify()
     searchable = await wait_if_asked(rt, result.seq, wait)
     return json_response(write_summary(result, searchable))
 
@@ -208,6 +204,5 @@ async def delete_records(request: Request, name: str, wait: bool = False) -> Jso
     result = await run_in_threadpool(
         lambda: rt.services.catalog.delete_records(name, [str(i) for i in ids], actor=caller.actor)
     )
-    rt.indexer.notify()
     searchable = await wait_if_asked(rt, result.seq, wait)
     return json_response(write_summary(result, searchable))

@@ -120,7 +120,6 @@ async def upload_stream(request: Request) -> JsonResponse:
             actor=caller.actor,
         )
     )
-    rt.indexer.notify()
     wait = config.get("wait", "").lower() in TRUE or request.query_params.get("wait") == "true"
     searchable = await wait_if_asked(rt, result.seq, wait)
     body = write_summary(result, searchable)

@@ -1,5 +1,6 @@
-"""The change log: recording events in the caller's transaction, authorising (and
-recording refusals), reading with filters, CSV export and chain verification."""
+"""The change log: recording events (and refusals) in the caller's transaction,
+reading with filters, CSV export and chain verification. Who may do what is the
+Authorizer's (``searchgate.authorizer``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,7 +31,7 @@ from searchgate.audit.models import AuditEventRow, AuditHeadRow
 from searchgate.audit.tags import Action, Outcome, check_action
 from searchgate.clock import Clock, utc_now
 from searchgate.db import Database
-from searchgate.errors import Forbidden, InvalidInput, ReauthenticationRequired
+from searchgate.errors import Forbidden, InvalidInput
 from searchgate.logs import redact
 from searchgate.permissions import Actor, Permission
 
@@ -91,12 +92,10 @@ class AuditLog:
         db: Database,
         key: AuditKey,
         clock: Clock = utc_now,
-        reauth_window: timedelta = timedelta(minutes=5),
     ) -> None:
         self.db = db
         self.key = key
         self.clock = clock
-        self.reauth_window = reauth_window
 
     # --- writing -----------------------------------------------------------------
 
@@ -175,67 +174,36 @@ class AuditLog:
         with self.transaction() as s:
             return self.record(s, actor, action, target=target, outcome=outcome, details=details)
 
-    # --- authorising -------------------------------------------------------------
-
-    def authorize(
+    def record_refusal(
         self,
         actor: Actor,
         permission: Permission,
         action: Action | str,
         *,
         target: str | None = None,
-        sensitive: bool = False,
-    ) -> None:
-        """Deny by default: raises Forbidden (and records the refusal) unless the actor
-        holds ``permission``; for ``sensitive`` actions a session must also have
-        re-authenticated within the window."""
-        if not actor.has(permission):
-            reason = (
-                "MFA enrolment required first"
-                if actor.mfa_enrolment_required
-                else f"lacks {permission.value}"
-            )
-            self.record_now(
-                actor,
-                action,
-                target=target,
-                outcome=Outcome.DENIED,
-                details={"permission": permission.value, "reason": reason},
-            )
-            err = Forbidden(
-                f"this {actor.kind.value.replace('_', ' ')} lacks the permission "
-                f"{permission.value!r}"
-                + (" (enrol in MFA first)" if actor.mfa_enrolment_required else ""),
-                permission=permission.value,
-            )
-            err.recorded = True
-            raise err
-        if sensitive and not actor.reauthenticated_within(self.reauth_window, self.clock()):
-            minutes = int(self.reauth_window.total_seconds() // 60)
-            raise ReauthenticationRequired(
-                f"confirm your password or a TOTP code first (needed for this action "
-                f"when you last confirmed more than {minutes} min ago)"
-            )
-
-    @contextmanager
-    def denials(
-        self, actor: Actor, action: Action | str, *, target: str | None = None
-    ) -> Iterator[None]:
-        """Records a refusal raised inside (after its transaction rolled back): put it
-        outside ``db.write()``. Prompts to re-authenticate are not refusals."""
-        try:
-            yield
-        except Forbidden as exc:
-            if not exc.recorded and not isinstance(exc, ReauthenticationRequired):
-                self.record_now(
-                    actor,
-                    action,
-                    target=target,
-                    outcome=Outcome.DENIED,
-                    details={"reason": exc.message},
-                )
-                exc.recorded = True
-            raise
+    ) -> Forbidden:
+        """Records that ``actor`` was refused ``action`` for lack of ``permission``;
+        returns the error to raise, marked as recorded."""
+        reason = (
+            "MFA enrolment required first"
+            if actor.mfa_enrolment_required
+            else f"lacks {permission.value}"
+        )
+        self.record_now(
+            actor,
+            action,
+            target=target,
+            outcome=Outcome.DENIED,
+            details={"permission": permission.value, "reason": reason},
+        )
+        err = Forbidden(
+            f"this {actor.kind.value.replace('_', ' ')} lacks the permission "
+            f"{permission.value!r}"
+            + (" (enrol in MFA first)" if actor.mfa_enrolment_required else ""),
+            permission=permission.value,
+        )
+        err.recorded = True
+        return err
 
     # --- reading -----------------------------------------------------------------
 
@@ -248,7 +216,7 @@ class AuditLog:
         limit: int = 50,
     ) -> AuditPage:
         """Newest first; ``before`` is the ``next_before`` of the previous page."""
-        self.authorize(actor, Permission.AUDIT_READ, Action.AUDIT_READ)
+        self._may_read(actor, Action.AUDIT_READ)
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit is 1 to {MAX_PAGE}", field="limit")
         q = filters.apply(select(AuditEventRow))
@@ -262,16 +230,21 @@ class AuditLog:
         return AuditPage(events=events, next_before=events[-1].seq if more and events else None)
 
     def count(self, actor: Actor, filters: AuditFilter = AuditFilter()) -> int:
-        self.authorize(actor, Permission.AUDIT_READ, Action.AUDIT_READ)
+        self._may_read(actor, Action.AUDIT_READ)
         q = filters.apply(select(func.count()).select_from(AuditEventRow))
         with self.db.read() as s:
             return int(s.scalar(q) or 0)
 
     def export_csv(self, actor: Actor, filters: AuditFilter = AuditFilter()) -> Iterator[str]:
         """CSV text in chunks, oldest first. The export itself is recorded first."""
-        self.authorize(actor, Permission.AUDIT_READ, Action.AUDIT_EXPORT)
+        self._may_read(actor, Action.AUDIT_EXPORT)
         self.record_now(actor, Action.AUDIT_EXPORT, details=filter_details(filters))
         return self._csv_chunks(filters)
+
+    def _may_read(self, actor: Actor, action: Action) -> None:
+        # The Authorizer records its refusals here, so the log checks its own readers.
+        if not actor.has(Permission.AUDIT_READ):
+            raise self.record_refusal(actor, Permission.AUDIT_READ, action)
 
     def _csv_chunks(self, filters: AuditFilter, batch: int = 1000) -> Iterator[str]:
         buf = io.StringIO()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from searchgate.audit import AuditLog
 from searchgate.audit.tags import Action
+from searchgate.authorizer import Authorizer
 from searchgate.catalog.models import AreaRow
 from searchgate.catalog.validation import COLLECTION_NAME
 from searchgate.db import Database
@@ -36,14 +37,16 @@ class AreaService:
         self,
         db: Database,
         audit: AuditLog | None = None,
+        authorizer: Authorizer | None = None,
         on_rename: Callable[[Session, str, str], None] | None = None,
         cache_seconds: float = 1.0,
     ) -> None:
-        """``audit`` records every change in its transaction (a service without one is
-        read-only); ``on_rename`` lets others that name areas (custom roles) follow a
-        rename in the same transaction."""
+        """``audit`` records every change in its transaction and ``authorizer`` decides
+        who may make it (a service without them is read-only); ``on_rename`` lets
+        others that name areas (custom roles) follow a rename in the same transaction."""
         self.db = db
         self.audit = audit
+        self.authorizer = authorizer
         self.on_rename = on_rename
         self.cache_seconds = cache_seconds
         self._cache: tuple[float, dict[str, Area]] | None = None
@@ -73,16 +76,17 @@ class AreaService:
             raise InvalidInput(f"unknown area {name!r} (areas: {known})", field="area")
         return area
 
-    def _log(self) -> AuditLog:
-        if self.audit is None:
+    def _log(self, actor: Actor, action: Action, name: str) -> AuditLog:
+        """The audit log, once ``actor`` is allowed to do ``action`` to area ``name``."""
+        if self.audit is None or self.authorizer is None:
             raise RuntimeError("this area service is read-only (built without an audit log)")
+        self.authorizer.authorize(actor, Permission.AREAS_MANAGE, action, target=name)
         return self.audit
 
     def create(
         self, actor: Actor, name: str, site_params: list[dict[str, Any]] | None = None
     ) -> Area:
-        audit = self._log()
-        audit.authorize(actor, Permission.AREAS_MANAGE, Action.AREA_CREATE, target=name)
+        audit = self._log(actor, Action.AREA_CREATE, name)
         if not COLLECTION_NAME.match(name):
             raise InvalidInput("an area name has 1 to 64 letters, digits, '_' or '-'", field="name")
         params = _check_params(site_params or [])
@@ -103,8 +107,7 @@ class AreaService:
         return Area(name, params)
 
     def set_params(self, actor: Actor, name: str, site_params: list[dict[str, Any]]) -> Area:
-        audit = self._log()
-        audit.authorize(actor, Permission.AREAS_MANAGE, Action.AREA_UPDATE, target=name)
+        audit = self._log(actor, Action.AREA_UPDATE, name)
         params = _check_params(site_params)
         with audit.transaction() as s:
             row = s.get(AreaRow, name)
@@ -127,8 +130,7 @@ class AreaService:
         return Area(name, params)
 
     def rename(self, actor: Actor, name: str, new_name: str) -> Area:
-        audit = self._log()
-        audit.authorize(actor, Permission.AREAS_MANAGE, Action.AREA_RENAME, target=name)
+        audit = self._log(actor, Action.AREA_RENAME, name)
         if not COLLECTION_NAME.match(new_name):
             raise InvalidInput(
                 "an area name has 1 to 64 letters, digits, '_' or '-'", field="new_name"
@@ -158,8 +160,7 @@ class AreaService:
         return Area(new_name, orjson.loads(params))
 
     def delete(self, actor: Actor, name: str) -> None:
-        audit = self._log()
-        audit.authorize(actor, Permission.AREAS_MANAGE, Action.AREA_DELETE, target=name)
+        audit = self._log(actor, Action.AREA_DELETE, name)
         if name == DEFAULT_AREA:
             raise Conflict(f"{DEFAULT_AREA} is the default area and cannot be deleted")
         with audit.transaction() as s:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, event, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from searchgate.audit import AuditLog
@@ -77,12 +77,31 @@ class CommittedBatch:
 
 
 class WriteListener(Protocol):
-    """Told of every upsert this process makes (this process's indexer)."""
+    """Told of every write this process makes (this process's indexer), so that it is
+    indexed at once rather than at the indexer's next poll."""
 
-    def write_started(self) -> None: ...
+    def write_started(self) -> None:
+        """Before an upsert's transaction."""
 
     def write_ended(self, batch: CommittedBatch | None) -> None:
-        """After the transaction: the committed batch, or None (nothing written)."""
+        """After an upsert's transaction: the committed batch, or None (nothing written)."""
+
+    def notify(self) -> None:
+        """After any other committed write (settings, deletions)."""
+
+
+class NoListener:
+    """For processes without an index of their own (the CLI): the servers' indexers
+    find the writes in the change log."""
+
+    def write_started(self) -> None:
+        pass
+
+    def write_ended(self, batch: CommittedBatch | None) -> None:
+        pass
+
+    def notify(self) -> None:
+        pass
 
 
 def parse_settings(raw: Any) -> CollectionSettings:
@@ -98,21 +117,12 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-class CatalogService:
-    def __init__(self, db: Database, limits: Limits, audit: AuditLog | None = None) -> None:
-        """With ``audit``, writes that name an actor record an event in their own
-        transaction (data-plane changes made with a client key)."""
+class CatalogReader:
+    """The catalog's reads: what an indexer needs, which is built before the catalog
+    service that tells it of writes."""
+
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.limits = limits
-        self.audit = audit
-        self.listener: WriteListener | None = None
-
-    # --- collections -------------------------------------------------------------
-
-    def _require_name(self, name: str) -> None:
-        problem = check_collection_name(name)
-        if problem:
-            raise InvalidInput(problem, field="collection")
 
     def _load(self, s: Session, name: str) -> CollectionRow | None:
         return s.get(CollectionRow, name)
@@ -168,6 +178,69 @@ class CatalogService:
                 None if row is None else CollectionSettings.model_validate_json(row.settings_json)
             )
 
+    # --- for indexers ------------------------------------------------------------
+
+    def iter_all_records(self, name: str, chunk: int = 5000) -> Iterator[list[tuple[str, str]]]:
+        """Every record of a collection, read in one transaction (one snapshot), so a
+        rebuilt index never holds part of an upload that committed meanwhile."""
+        for _seq, part in self.iter_snapshot(name, chunk):
+            yield part
+
+    def iter_snapshot(
+        self, name: str, chunk: int = 5000
+    ) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+        """Like ``iter_all_records``, with the change-log position of the snapshot.
+
+        The position is read by the same statement as the records, so it is exact on
+        every database (one statement is one snapshot even under READ COMMITTED).
+        """
+        position = select(ChangeCounter.seq).where(ChangeCounter.id == 1).scalar_subquery()
+        with self.db.read() as s:
+            result = s.execute(
+                select(RecordRow.record_id, RecordRow.data, position)
+                .where(RecordRow.collection == name)
+                .execution_options(yield_per=chunk)
+            )
+            for part in result.partitions():
+                yield int(part[0][2]), [(r[0], r[1]) for r in part]
+
+    def record_count(self, name: str) -> int:
+        with self.db.read() as s:
+            return int(
+                s.scalar(
+                    select(func.count()).select_from(RecordRow).where(RecordRow.collection == name)
+                )
+                or 0
+            )
+
+    def current_seq(self) -> int:
+        with self.db.read() as s:
+            return changelog.current_seq(s)
+
+
+class CatalogService(CatalogReader):
+    def __init__(
+        self,
+        db: Database,
+        limits: Limits,
+        audit: AuditLog | None = None,
+        listener: WriteListener | None = None,
+    ) -> None:
+        """With ``audit``, writes that name an actor record an event in their own
+        transaction (data-plane changes made with a client key). ``listener`` is told
+        of every committed write, whichever path made it."""
+        super().__init__(db)
+        self.limits = limits
+        self.audit = audit
+        self.listener: WriteListener = listener if listener is not None else NoListener()
+
+    # --- collections -------------------------------------------------------------
+
+    def _require_name(self, name: str) -> None:
+        problem = check_collection_name(name)
+        if problem:
+            raise InvalidInput(problem, field="collection")
+
     def _check_room(self, s: Session) -> None:
         count = s.scalar(select(func.count()).select_from(CollectionRow)) or 0
         if count >= self.limits.max_collections:
@@ -177,6 +250,11 @@ class CatalogService:
                 field="collection",
                 limit=self.limits.max_collections,
             )
+
+    def _notify_on_commit(self, s: Session) -> None:
+        # On the session rather than after the call: a write made inside the caller's
+        # transaction (``delete_collection_in``) is visible only once the caller commits.
+        event.listen(s, "after_commit", lambda _s: self.listener.notify(), once=True)
 
     def _record(
         self, s: Session, actor: Actor | None, action: Action, name: str, details: dict[str, Any]
@@ -202,6 +280,7 @@ class CatalogService:
             row.settings_json = settings.model_dump_json(by_alias=True)
             row.updated_at = now
             changelog.append(s, name, [(changelog.OP_REBUILD, None)])
+            self._notify_on_commit(s)
             self._record(s, actor, Action.DATA_SETTINGS, name, {"created": created})
             s.flush()
             return self._info(s, row), created
@@ -226,6 +305,7 @@ class CatalogService:
         s.execute(delete(QueryStatRow).where(QueryStatRow.collection == name))
         s.delete(row)
         changelog.append(s, name, [(changelog.OP_DROP, None)])
+        self._notify_on_commit(s)
         return int(getattr(result, "rowcount", 0) or 0)
 
     # --- records -----------------------------------------------------------------
@@ -278,8 +358,7 @@ class CatalogService:
                 limit=limit,
             )
         listener = self.listener
-        if listener is not None:
-            listener.write_started()
+        listener.write_started()
         batch: CommittedBatch | None = None
         try:
             result, batch = self._write(
@@ -294,8 +373,7 @@ class CatalogService:
             )
             return result
         finally:
-            if listener is not None:
-                listener.write_ended(batch)
+            listener.write_ended(batch)
 
     def _write(
         self,
@@ -484,6 +562,7 @@ class CatalogService:
                     )
                 )
             last = changelog.append(s, name, [(changelog.OP_DELETE, rid) for rid in existing])
+            self._notify_on_commit(s)
             self._record(
                 s,
                 actor,
@@ -492,42 +571,3 @@ class CatalogService:
                 {"requested": len(ids), "deleted": len(existing)},
             )
             return WriteResult(collection=name, seq=last, deleted=len(existing))
-
-    # --- for indexers ------------------------------------------------------------
-
-    def iter_all_records(self, name: str, chunk: int = 5000) -> Iterator[list[tuple[str, str]]]:
-        """Every record of a collection, read in one transaction (one snapshot), so a
-        rebuilt index never holds part of an upload that committed meanwhile."""
-        for _seq, part in self.iter_snapshot(name, chunk):
-            yield part
-
-    def iter_snapshot(
-        self, name: str, chunk: int = 5000
-    ) -> Iterator[tuple[int, list[tuple[str, str]]]]:
-        """Like ``iter_all_records``, with the change-log position of the snapshot.
-
-        The position is read by the same statement as the records, so it is exact on
-        every database (one statement is one snapshot even under READ COMMITTED).
-        """
-        position = select(ChangeCounter.seq).where(ChangeCounter.id == 1).scalar_subquery()
-        with self.db.read() as s:
-            result = s.execute(
-                select(RecordRow.record_id, RecordRow.data, position)
-                .where(RecordRow.collection == name)
-                .execution_options(yield_per=chunk)
-            )
-            for part in result.partitions():
-                yield int(part[0][2]), [(r[0], r[1]) for r in part]
-
-    def record_count(self, name: str) -> int:
-        with self.db.read() as s:
-            return int(
-                s.scalar(
-                    select(func.count()).select_from(RecordRow).where(RecordRow.collection == name)
-                )
-                or 0
-            )
-
-    def current_seq(self) -> int:
-        with self.db.read() as s:
-            return changelog.current_seq(s)

@@ -189,7 +189,7 @@ def serve(
     if settings.database_url:
         os.environ["SEARCHGATE_DATABASE_URL"] = settings.database_url
     config = uvicorn.Config(
-        "searchgate.api.factory:app_from_env",
+        "searchgate.webapp:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,

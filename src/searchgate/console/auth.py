@@ -195,7 +195,7 @@ def recently_reauthenticated(ctx: Ctx) -> bool:
     principal = ctx.principal
     if principal is None:
         return False
-    return principal.actor.reauthenticated_within(ctx.rt.services.audit.reauth_window)
+    return principal.actor.reauthenticated_within(ctx.rt.services.authorizer.reauth_window)
 
 
 def flash_value(request: Request) -> str | None:

@@ -464,7 +464,7 @@ def _delete_page(
 @page("GET", "/admin/keys/{key_id}/delete", Permission.KEYS_MANAGE, name="key_delete")
 def delete_form(ctx: Ctx) -> Response:
     info = ctx.rt.services.keys.get(ctx.param("key_id"))
-    if not ctx.me.actor.reauthenticated_within(ctx.rt.services.audit.reauth_window):
+    if not ctx.me.actor.reauthenticated_within(ctx.rt.services.authorizer.reauth_window):
         return _reauth_first(ctx, info)
     return _delete_page(ctx, info, {})
 

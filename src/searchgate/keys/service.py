@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from searchgate.audit import Action, AuditLog
+from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import Conflict, InvalidInput, NotFound
@@ -89,6 +90,7 @@ class KeyService:
         db: Database,
         pepper: Pepper,
         audit: AuditLog,
+        authorizer: Authorizer,
         clock: Clock = utc_now,
         cache_seconds: float = 1.0,
         delete_quiet: timedelta = timedelta(minutes=15),
@@ -105,6 +107,7 @@ class KeyService:
         # under the current pepper on its first use (docs/keys.md, "Rotating the pepper").
         self.previous_peppers = tuple(p for p in previous_peppers if p.id != pepper.id)
         self.audit = audit
+        self.authorizer = authorizer
         self.clock = clock
         self.cache_seconds = cache_seconds
         self.delete_quiet = delete_quiet
@@ -136,7 +139,7 @@ class KeyService:
                 f"the expiry {expires_at.isoformat()} is not in the future (UTC)",
                 field="expiresAt",
             )
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.KEYS_MANAGE, Action.KEY_CREATE, target=name, sensitive=True
         )
         restrictions = restrictions or Restrictions()
@@ -163,7 +166,9 @@ class KeyService:
     def new_primary(self, actor: Actor, name: str | None = None) -> CreatedKey:
         """A new primary key with the scopes and restrictions of the current one (its
         expiry aside); the old key keeps working and is marked as the one to retire."""
-        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_NEW_PRIMARY, sensitive=True)
+        self.authorizer.authorize(
+            actor, Permission.KEYS_MANAGE, Action.KEY_NEW_PRIMARY, sensitive=True
+        )
         with self.db.write() as s:
             created = self.new_primary_in(s, actor, name)
         self.forget_cache()
@@ -247,7 +252,7 @@ class KeyService:
                 f"the old key expires between now and {MAX_ROLL_DELAY.days} days from now",
                 field="expiresInSeconds",
             )
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.KEYS_MANAGE, Action.KEY_ROLL, target=id_or_name, sensitive=True
         )
         with self.db.write() as s:
@@ -348,7 +353,7 @@ class KeyService:
 
     def make_primary(self, actor: Actor, id_or_name: str) -> KeyInfo:
         """Make an existing key the primary again (a rotation's rollback uses it)."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=id_or_name, sensitive=True
         )
         with self.db.write() as s:
@@ -369,7 +374,7 @@ class KeyService:
         """Rename a key or change its restrictions (never its scopes: a key does not
         gain rights after it was handed out; create a new one instead). Collections it
         did not have before must exist, unless ``allow_unknown_collections``."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=id_or_name, sensitive=True
         )
         with self.db.write() as s:
@@ -401,7 +406,7 @@ class KeyService:
     def set_expiry(self, actor: Actor, id_or_name: str, expires_at: datetime | None) -> KeyInfo:
         """Move the time a key stops working (a roll set one on the old key), or cancel
         it with None. A time in the past is refused: disable the key to stop it now."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.KEYS_MANAGE, Action.KEY_EXPIRY, target=id_or_name, sensitive=True
         )
         if expires_at is not None and aware(expires_at) <= self.clock():
@@ -451,7 +456,9 @@ class KeyService:
     def disable(self, actor: Actor, id_or_name: str, reason: str | None = None) -> KeyInfo:
         """Reversible and immediate: every process refuses the key within the cache time."""
         reason = (reason or "").strip()[:REASON_MAX] or None
-        self.audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_DISABLE, target=id_or_name)
+        self.authorizer.authorize(
+            actor, Permission.KEYS_MANAGE, Action.KEY_DISABLE, target=id_or_name
+        )
         with self.db.write() as s:
             row = self._find(s, id_or_name)
             if row.disabled_at is None:
@@ -469,7 +476,7 @@ class KeyService:
         return info
 
     def enable(self, actor: Actor, id_or_name: str) -> KeyInfo:
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.KEYS_MANAGE, Action.KEY_ENABLE, target=id_or_name, sensitive=True
         )
         with self.db.write() as s:
@@ -504,10 +511,10 @@ class KeyService:
         its metadata for the change log. Needs the key's name typed out, a recent
         re-authentication for sessions, and a key that nobody used within the quiet
         period (or ``force``)."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.KEYS_MANAGE, Action.KEY_DELETE, target=id_or_name, sensitive=True
         )
-        with self.audit.denials(actor, Action.KEY_DELETE, target=id_or_name):
+        with self.authorizer.denials(actor, Action.KEY_DELETE, target=id_or_name):
             target = self.get(id_or_name)
             if confirm_name.strip() != target.name:
                 raise InvalidInput(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from searchgate.audit import Action, AuditLog
 from searchgate.audit.tags import Outcome
+from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import Conflict, InvalidInput, NotFound
@@ -86,6 +87,7 @@ class RotationService:
         db: Database,
         keys: KeyService,
         audit: AuditLog,
+        authorizer: Authorizer,
         usage: UsageQueries,
         clock: Clock = utc_now,
         usage_flush_seconds: float = 2.0,
@@ -95,6 +97,7 @@ class RotationService:
         self.db = db
         self.keys = keys
         self.audit = audit
+        self.authorizer = authorizer
         self.usage = usage
         self.clock = clock
         self.usage_flush_seconds = usage_flush_seconds
@@ -106,7 +109,7 @@ class RotationService:
     def authorize(self, actor: Actor, action: Action = Action.ROTATION_START) -> None:
         """Every rotation call needs admin:keys:manage. Reads are refused (and recorded)
         under ``admin:rotation:start``: reading the state is how a run starts or resumes."""
-        self.audit.authorize(actor, Permission.KEYS_MANAGE, action, target="rotation")
+        self.authorizer.authorize(actor, Permission.KEYS_MANAGE, action, target="rotation")
 
     def overview(self, actor: Actor) -> Overview:
         self.authorize(actor)
@@ -450,7 +453,7 @@ class RotationService:
         new key (if any) is deleted. The runner restores the store first, so that the
         store never holds a key that no longer works. Refused once the old key is
         deleted: there is nothing left to go back to."""
-        self.audit.authorize(
+        self.authorizer.authorize(
             actor, Permission.KEYS_MANAGE, Action.ROTATION_ABORT, target=rotation_id, sensitive=True
         )
         text = clean_text(reason or "", 200) or None
@@ -534,6 +537,7 @@ def rotation_service(services: Services) -> RotationService:
         services.db,
         services.keys,
         services.audit,
+        services.authorizer,
         UsageQueries(services.db, services.audit.clock),
         services.audit.clock,
         usage_flush_seconds=settings.key_usage_flush_seconds,

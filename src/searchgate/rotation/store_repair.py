@@ -32,7 +32,7 @@ def write_primary_to_store(
     """Writes ``secret`` to ``store`` with check-and-set, once it is known to be the
     usable primary key of this server and no rotation is under way."""
     audit, keys = rotations.audit, rotations.keys
-    audit.authorize(
+    rotations.authorizer.authorize(
         actor,
         Permission.KEYS_MANAGE,
         Action.ROTATION_STORE_WRITE,
@@ -88,8 +88,10 @@ def restore_stored_primary(
 ) -> str:
     """Makes ``key_id``, the key the store holds, the primary key again (the key made by
     hand then retires). Returns its name."""
-    audit, keys = rotations.audit, rotations.keys
-    audit.authorize(actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=key_id, sensitive=True)
+    keys = rotations.keys
+    rotations.authorizer.authorize(
+        actor, Permission.KEYS_MANAGE, Action.KEY_UPDATE, target=key_id, sensitive=True
+    )
     if rotations.overview(actor).rotation is not None:
         raise Conflict("a rotation is under way: continue or abort it instead")
     try:
