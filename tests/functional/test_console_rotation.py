@@ -363,6 +363,8 @@ class TestWithoutStore:
         assert 'data-testid="store-missing"' in page
         assert "SEARCHGATE_ROTATION_STORE_KIND" in page and "searchgate rotate --server" in page
         assert 'data-testid="start-form"' not in page
+        # The start panel says why it offers no form, rather than standing empty.
+        assert 'data-testid="start-needs-store"' in page
         r = post(client, PAGE + "/start", SHORT, page=PAGE)
         assert r.status_code == 409
         assert "No secret store is configured" in error_for(r.text, "action")
