@@ -15,6 +15,12 @@ SEARCH_RATIO = 0.5
 SAYT_P99_MS = 10.0
 SAYT_RPS = 1500.0
 UPLOAD_RPS = 15_000.0
+# The hot path's targets: the HTTP layer's CPU per SAYT keystroke, the unloaded tail at
+# one connection, the upload until searchable against pure tantivy building documents.
+HTTP_LAYER_MS = 0.25
+TAIL_P99_OVER_P50 = 3.0
+TAIL_MAX_MS = 30.0
+UPLOAD_RATIO = 0.75
 
 RUN_COLUMNS = [
     "path",
@@ -116,9 +122,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     if http2 and tan2:
         ratio = http2["requests_per_s"] / max(tan2["requests_per_s"], 1e-9)
         add(
-            "  (for reference) HTTP / pure tantivy (2 procs)",
+            f"search HTTP req/s >= {SEARCH_RATIO:.0%} of pure tantivy (2 workers / 2 procs)",
             f"{ratio:.0%} ({http2['requests_per_s']:.0f} / {tan2['requests_per_s']:.0f})",
-            None,
+            ratio >= SEARCH_RATIO,
         )
     noac2 = find(search, "HTTP", "search-noac", 2)
     noac_svc2 = find(search, "in-process service-noac", "service-noac", 2)
@@ -131,6 +137,24 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             None,
         )
     sayt2 = find(sayt, "HTTP", "sayt", 2)
+    in_sayt2 = find(sayt, "in-process sayt", "sayt", 2)
+    layer = http_layer_ms(sayt2, in_sayt2) if sayt2 and in_sayt2 else None
+    if layer is not None:
+        add(
+            f"HTTP layer CPU per SAYT request <= {HTTP_LAYER_MS} ms (HTTP minus in-process)",
+            f"{layer:.2f} ms ({_cpu_per_request(sayt2)} - {_cpu_per_request(in_sayt2)})",
+            layer <= HTTP_LAYER_MS,
+        )
+    for tail in results.get("tail", []):
+        p50, p99, worst = tail["p50_ms"], tail["p99_ms"], tail["max_ms"]
+        add(
+            f"tail, 1 connection, search ({tail['server']}): p99 <= {TAIL_P99_OVER_P50:.0f}x "
+            f"p50 and max <= {TAIL_MAX_MS:.0f} ms",
+            f"p50 {p50:.2f}, p99 {p99:.2f} ({p99 / max(p50, 1e-9):.1f}x), max {worst:.1f} ms",
+            p99 <= TAIL_P99_OVER_P50 * p50 and worst <= TAIL_MAX_MS,
+        )
+    for name, ratio_text in server_ratios(results.get("servers", [])):
+        add(f"server comparison, {name} (median of rounds, 1 worker)", ratio_text, None)
     if sayt2:
         add(
             f"SAYT HTTP p99 <= {SAYT_P99_MS:.0f} ms (2 workers, 4 conns)",
@@ -150,6 +174,19 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{best['records_per_s']:,.0f}/s (batches of {best['batch_size']:,})",
             best["records_per_s"] >= UPLOAD_RPS,
         )
+        built = [
+            u
+            for u in results["uploads"]
+            if u["method"] == "in-process pure tantivy (documents built)"
+        ]
+        if built:
+            ratio = best["records_per_s"] / max(built[0]["records_per_s"], 1e-9)
+            add(
+                f"upload: best HTTP >= {UPLOAD_RATIO} of pure tantivy building the documents",
+                f"{ratio:.2f} ({best['records_per_s']:,.0f} / "
+                f"{built[0]['records_per_s']:,.0f} records/s)",
+                ratio >= UPLOAD_RATIO,
+            )
         raw = [u for u in results["uploads"] if u["method"] == "in-process pure tantivy"]
         if raw:
             add(
@@ -161,6 +198,32 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     if results["memory"]:
         peak = max(m.get("peak_kb", 0) for m in results["memory"])
         add("server peak RSS (report)", f"{peak / 1024:,.0f} MiB", None)
+    return out
+
+
+def http_layer_ms(http: dict[str, Any], in_process: dict[str, Any]) -> float | None:
+    """CPU per request of the HTTP server beyond the same work in-process."""
+    a, b = _cpu_per_request(http), _cpu_per_request(in_process)
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def server_ratios(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Per workload: each server's median req/s and CPU ms/req over its rounds."""
+    out: list[tuple[str, str]] = []
+    for workload in sorted({r["workload"] for r in runs}):
+        parts = []
+        for server in sorted({r["server"] for r in runs}):
+            mine = [r for r in runs if r["workload"] == workload and r["server"] == server]
+            rps = _median([r["requests_per_s"] for r in mine])
+            cpu = _median([c for r in mine if (c := _cpu_per_request(r)) is not None])
+            parts.append(f"{server} {rps:,.0f} req/s, {cpu:.3f} CPU ms/req")
+        out.append((workload, "; ".join(parts)))
     return out
 
 
@@ -180,6 +243,22 @@ def show(results: dict[str, Any]) -> None:
         )
     )
     console.print(table("SAYT (keystroke replay)", RUN_COLUMNS, _rows(results["sayt"])))
+    if results.get("servers"):
+        console.print(
+            table(
+                "Servers compared on the settled catalog (1 worker, 2 connections, in turns)",
+                RUN_COLUMNS,
+                _rows(results["servers"]),
+            )
+        )
+    if results.get("tail"):
+        console.print(
+            table(
+                "Tail latency on the settled catalog (search, 1 connection)",
+                RUN_COLUMNS,
+                _rows(results["tail"]),
+            )
+        )
     console.print(
         table(
             "Server memory",

@@ -34,9 +34,9 @@ from typing import Any
 import httpx
 
 from bench.common import console, fmt, machine, percentile, table, write_result
-from searchgate.client import CachedKey, SearchgateClient, SearchgateError, from_store
-from searchgate.keys.format import display_prefix
 from searchgate.secretstores import open_store
+from searchgate_client import CachedKey, SearchgateClient, SearchgateError, from_store
+from searchgate_client.keyformat import display_prefix
 
 QUERIES = ("tv", "lamp", "speaker", "camera", "laptop", "black", "")
 
@@ -90,18 +90,11 @@ class RecordingClient(SearchgateClient):
         super().__init__(*args, **kwargs)
         self.attempts: list[Attempt] = []
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        key: str,
-        params: Mapping[str, str | int | bool] | None,
-        json_body: Any,
-    ) -> httpx.Response:
+    def _send(self, call: Any, key: str) -> httpx.Response:
         sent = time.time()
         status = 0
         try:
-            response = super()._send(method, path, key, params, json_body)
+            response = super()._send(call, key)
             status = response.status_code
             return response
         finally:

@@ -35,11 +35,25 @@ from bench.catalog import (
 )
 from bench.common import RESULTS, console, machine, now_iso, scrub_environment, write_result
 from bench.raw import RawJob, RawPool
-from bench.server import Server, fresh_dir, make_key
+from bench.server import Server, fresh_dir, granian_command, make_key
 
 SAYT_PRODUCTS = 4
-FULL: dict[str, Any] = {"records": 100_000, "duration": 5.0, "sample": 1000, "sayt_sample": 400}
-QUICK: dict[str, Any] = {"records": 5000, "duration": 1.0, "sample": 200, "sayt_sample": 40}
+FULL: dict[str, Any] = {
+    "records": 100_000,
+    "duration": 5.0,
+    "sample": 1000,
+    "sayt_sample": 400,
+    "tail_seconds": 20.0,
+}
+QUICK: dict[str, Any] = {
+    "records": 5000,
+    "duration": 1.0,
+    "sample": 200,
+    "sayt_sample": 40,
+    "tail_seconds": 2.0,
+}
+# Rounds of the server comparison: each server measured this often, in turns.
+SERVER_ROUNDS = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,7 +70,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", default="5000,10000", help="JSON upload batch sizes")
     p.add_argument("--seed", type=int, default=queries.SEED)
     p.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
-    p.add_argument("--skip-uploads", action="store_true", help="only the 10,000-batch upload")
+    p.add_argument(
+        "--skip-uploads",
+        action="store_true",
+        help="only the 10,000-batch upload and pure tantivy building the same documents",
+    )
+    p.add_argument("--tail-seconds", type=float, help="seconds of each tail run (default 20)")
+    p.add_argument(
+        "--servers",
+        default="uvicorn,granian",
+        help="HTTP servers compared in the same run on the settled catalog (uvicorn, granian)",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy profiles of extra runs")
     p.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="py-spy path")
     p.add_argument("--data-root", type=Path, help="where data directories go (default: tmp)")
@@ -92,6 +116,8 @@ class Bench:
             "uploads": [],
             "search": [],
             "sayt": [],
+            "servers": [],
+            "tail": [],
             "memory": [],
             "checks": {},
         }
@@ -108,15 +134,16 @@ class Bench:
         """Each upload into a fresh data directory; the last (10,000 per request) stays
         up as the search server."""
         add = self.results["uploads"].append
+        # The upload ratio's reference (pure tantivy building the documents) always runs.
+        for build in (True,) if self.args.skip_uploads else (False, True):
+            console.print(
+                "upload: pure tantivy, documents built "
+                + ("inside the clock ..." if build else "before the clock ...")
+            )
+            raw_dir = fresh_dir(self.root, "raw")
+            add(asdict(write_raw_engine(raw_dir, records, 10_000, build)))
+            shutil.rmtree(raw_dir, ignore_errors=True)
         if not self.args.skip_uploads:
-            for build in (False, True):
-                console.print(
-                    "upload: pure tantivy, documents built "
-                    + ("inside the clock ..." if build else "before the clock ...")
-                )
-                raw_dir = fresh_dir(self.root, "raw")
-                add(asdict(write_raw_engine(raw_dir, records, 10_000, build)))
-                shutil.rmtree(raw_dir, ignore_errors=True)
             console.print("upload: in-process services ...")
             add(asdict(write_direct(fresh_dir(self.root, "direct"), records, 10_000)))
             console.print("upload: CSV through /data/v1/upload/stream ...")
@@ -243,6 +270,46 @@ class Bench:
         for pid, mem in server.memory().items():
             self.results["memory"].append({"phase": phase, "pid": int(pid), **mem})
 
+    # --- servers and tail latency on the settled catalog ------------------------------------
+
+    def servers(self, data_dir: Path) -> None:
+        """The same workloads on one worker of each server, in turns (A B B A ...), then
+        one connection replaying the searches for ``--tail-seconds`` on each: the
+        unloaded tail, where a periodic stall shows as p99 and max."""
+        names = [n.strip() for n in self.args.servers.split(",") if n.strip()]
+        if "granian" in names and granian_command() is None:
+            console.print("granian is not installed (pip install granian): not compared")
+            names.remove("granian")
+        for name in names:
+            console.print(f"{name}, 1 worker: starting ...")
+        running = {name: Server(data_dir, workers=1, server=name).start() for name in names}
+        try:
+            for server in running.values():
+                for workload in (self.search_load, self.sayt_load):
+                    self._load(workload, server, 2, 1.0)
+            for turn in range(SERVER_ROUNDS):
+                order = list(running.items())
+                for name, server in order if turn % 2 == 0 else order[::-1]:
+                    for workload in (self.search_load, self.sayt_load):
+                        console.print(f"{name}: {workload.name}, 2 connections ...")
+                        r = self._load(workload, server, 2, self.args.duration)
+                        self.results["servers"].append(
+                            {"path": f"HTTP 1 worker, {name}", "workload": workload.name}
+                            | {"workers": 1, "server": name, "round": turn}
+                            | asdict(r)
+                        )
+            for name, server in running.items():
+                console.print(f"{name}: tail, search at 1 connection ...")
+                r = self._load(self.search_load, server, 1, self.args.tail_seconds)
+                self.results["tail"].append(
+                    {"path": f"HTTP 1 worker, {name}", "workload": "search", "workers": 1}
+                    | {"server": name}
+                    | asdict(r)
+                )
+        finally:
+            for server in running.values():
+                server.stop()
+
     # --- in-process ------------------------------------------------------------------------
 
     def raw(self, job: RawJob) -> None:
@@ -353,6 +420,10 @@ class Bench:
             )
             self._memory(server2, "2 workers (each), after search and SAYT")
         t = self.phase("http_2_workers", t)
+        # Nothing has written to the catalog since its upload: no merge or searcher reload
+        # runs while these servers are measured (a settled catalog).
+        self.servers(data_dir)
+        t = self.phase("servers_and_tail", t)
         if self.args.profile:
             with Server(data_dir, workers=1).start() as server1:
                 self.profile(server1, records)

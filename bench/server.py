@@ -68,12 +68,35 @@ def _children(pid: int) -> list[int]:
     return sorted(out)
 
 
-class Server:
-    """``searchgate serve`` on a free port of 127.0.0.1, logging into a file."""
+SERVERS = ("uvicorn", "granian")
 
-    def __init__(self, data_dir: Path, workers: int = 1, log_dir: Path | None = None) -> None:
+
+def granian_command() -> str | None:
+    """Granian's command beside this interpreter (the project's environment), else on
+    the PATH; None when it is not installed."""
+    beside = Path(sys.executable).parent / "granian"
+    return str(beside) if beside.exists() else shutil.which("granian")
+
+
+class Server:
+    """``searchgate serve`` on a free port of 127.0.0.1, logging into a file.
+
+    ``server="granian"`` serves the same application with Granian instead (a Rust HTTP
+    server for ASGI applications), started the way its documentation says, so that the
+    two can be compared in one run."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        workers: int = 1,
+        log_dir: Path | None = None,
+        server: str = "uvicorn",
+    ) -> None:
+        if server not in SERVERS:
+            raise ValueError(f"server is one of {', '.join(SERVERS)}")
         self.data_dir = data_dir
         self.workers = workers
+        self.server = server
         self.port = free_port()
         self.log_path = (log_dir or data_dir) / f"server-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -95,6 +118,27 @@ class Server:
             "--workers",
             str(self.workers),
         ]
+        if self.server == "granian":
+            # Migrated by `searchgate serve` before; the workers read the environment.
+            env["SEARCHGATE_DATA_DIR"] = str(self.data_dir.resolve())
+            granian = granian_command()
+            if granian is None:
+                raise RuntimeError("granian is not installed (pip install granian)")
+            cmd = [
+                granian,
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--no-ws",
+                "--no-access-log",
+                "searchgate.webapp:app_from_env",
+            ]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -117,7 +161,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited early:\n{self._log_tail()}")
             started = self.log_path.read_text(errors="replace").count(STARTED)
-            if started >= self.workers:
+            # Granian prints no such line: its workers answer once their lifespan ran.
+            if started >= self.workers or self.server == "granian":
                 try:
                     if httpx.get(self.base_url + "/healthz", timeout=2).status_code == 200:
                         return
@@ -130,7 +175,7 @@ class Server:
         """The processes that serve requests (the workers, or the one process)."""
         if self.proc is None:
             return []
-        if self.workers == 1:
+        if self.workers == 1 and self.server == "uvicorn":
             return [self.proc.pid]
         return _children(self.proc.pid)
 

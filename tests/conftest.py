@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from starlette.testclient import TestClient
 
 from searchgate.config import Settings
 from searchgate.keys.scopes import ALL_SCOPES
+from searchgate.migrations import upgrade
 from searchgate.permissions import Actor
 from searchgate.runtime import Runtime, Services, build_runtime, build_services
 from searchgate.webapp import create_app
@@ -23,6 +26,47 @@ from tests.keyhelp import SYSTEM
 from tests.stores import bao_server, moto_server  # noqa: F401  (session fixtures: real stores)
 
 _db_counter = itertools.count()
+
+# The tier of each folder (docs/testing.md): what its tests touch.
+TIERS = {
+    "unit": "unit",
+    "database": "database",
+    "functional": "database",
+    "integration": "integration",
+    "e2e": "e2e",
+    "browser": "browser",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(tests_dir):
+            tier = TIERS.get(item.path.relative_to(tests_dir).parts[0])
+            if tier is not None:
+                item.add_marker(tier)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With pytest-xdist (``-n N``): each test is a unit of work for any worker, except
+    that the end-to-end tests run one after another on one worker (two multi-process
+    servers side by side on a small machine would miss their time bounds) and a browser
+    module's tests stay with the server the module starts. The largest unit (the
+    end-to-end tests) is handed out first."""
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TierScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/e2e/"):
+                return "tests/e2e"
+            if nodeid.startswith("tests/browser/"):
+                return nodeid.split("::", 1)[0]
+            return nodeid
+
+    return TierScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -35,13 +79,35 @@ def pg_server() -> Iterator[pg.PostgresServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per test process: each test gets a copy, which takes
+    milliseconds where running every migration takes a tenth of a second or more."""
+    path = tmp_path_factory.mktemp("template") / "searchgate.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: pg.PostgresServer) -> str:
+    """A PostgreSQL database migrated once per test process, copied with
+    ``CREATE DATABASE ... TEMPLATE`` for each test."""
+    name = f"sg_template_{os.getpid()}"
+    upgrade(pg_server.create_database(name))
+    return name
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every storage test runs on both databases."""
+    """Every storage test runs on both databases, each a fresh copy of a migrated
+    template (the code under test still runs ``upgrade``, which finds nothing to do)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'searchgate.db'}"
+        path = tmp_path / "searchgate.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     server: pg.PostgresServer = request.getfixturevalue("pg_server")
-    return server.create_database(f"sg_test_{os.getpid()}_{next(_db_counter)}")
+    template: str = request.getfixturevalue("pg_template")
+    return server.create_database(f"sg_test_{os.getpid()}_{next(_db_counter)}", template)
 
 
 @pytest.fixture
@@ -72,8 +138,28 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+def app_clock(request: pytest.FixtureRequest) -> ManualClock:
+    """The in-process app's time in a test marked ``manual_clock``: it stands still
+    until the test moves it. It starts at the present, so TOTP codes the test makes
+    from the real time are accepted. ``manual_clock(ticking=True)``: real time that the
+    test moves forward, for an app whose own runs need time to pass (a rotation's quiet
+    and probation periods) while the test skips a long wait (a lapsing lease)."""
+    marker = request.node.get_closest_marker("manual_clock")
+    if marker is not None and marker.kwargs.get("ticking"):
+        return TickingClock()
+    return ManualClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def client(
+    settings: Settings, app_clock: ManualClock, request: pytest.FixtureRequest
+) -> Iterator[TestClient]:
+    if request.node.get_closest_marker("manual_clock") is None:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+            yield c
+        return
+    app = create_app(settings, clock=app_clock, monotonic=app_clock.monotonic)
+    with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -121,12 +207,34 @@ class ManualClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self.now = start or datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+        self._start = self.now
 
     def __call__(self) -> datetime:
         return self.now
 
+    def monotonic(self) -> float:
+        """Seconds the clock has been moved: the in-process caches' time."""
+        return (self.now - self._start).total_seconds()
+
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+class TickingClock(ManualClock):
+    """Real time, plus however far the test has moved it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset.total_seconds()
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 Clock = Callable[[], datetime]
+# Seconds on a clock that only moves forward (``time.monotonic``): what the in-process
+# caches (a key's verdict, the stored SAYT settings) expire by.
+Monotonic = Callable[[], float]
 
 
 def utc_now() -> datetime:

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+import orjson
+from sqlalchemy import MetaData, Text, create_engine, event
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -21,6 +23,25 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class JsonText(TypeDecorator[Any]):
+    """A JSON value in a TEXT column, written compactly as the columns always held it
+    (so the schema and the stored text stay as they were). Python None is SQL NULL.
+
+    A value changed in place is not seen by the session: assign a new one."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        # Keys may be enum members (a rotation's steps): written as their strings.
+        return (
+            None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        )
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else orjson.loads(value)
 
 
 def _sqlite_engine(url: str, begin_statement: str) -> Engine:

@@ -35,12 +35,24 @@ def whole_number(
     query string may hold anything, a secret included)."""
     if raw is None:
         return default
+    value = read_whole_number(raw, low, high)
+    if value is None:
+        raise InvalidInput(f"{field}: {whole_number_rule(low, high)}", field=field)
+    return value
+
+
+def read_whole_number(raw: str, low: int, high: int) -> int | None:
+    """``raw`` as an integer from ``low`` to ``high``, or None when it is not one."""
     text = raw.strip()
     if _DIGITS.fullmatch(text):
         value = int(text)
         if low <= value <= high:
             return value
-    raise InvalidInput(f"{field}: a whole number from {low} to {high}", field=field)
+    return None
+
+
+def whole_number_rule(low: int, high: int) -> str:
+    return f"a whole number from {low} to {high}"
 
 
 def size_choice(raw: str | None, field: str, sizes: tuple[int, ...], default: int) -> int:

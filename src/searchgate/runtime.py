@@ -13,7 +13,6 @@ from sqlalchemy import ColumnElement, func, select
 
 from searchgate.accounts import (
     AuthService,
-    CollectionAdmin,
     MfaPolicy,
     MfaService,
     PasswordHasher,
@@ -27,10 +26,11 @@ from searchgate.accounts import (
 from searchgate.accounts.invitations import InvitationService
 from searchgate.audit import AuditLog, load_or_create_audit_key
 from searchgate.authorizer import Authorizer
+from searchgate.catalog.admin import CollectionAdmin
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.models import IndexNodeRow
 from searchgate.catalog.service import CatalogReader, CatalogService, WriteListener
-from searchgate.clock import Clock, utc_now
+from searchgate.clock import Clock, Monotonic, utc_now
 from searchgate.config import Settings
 from searchgate.db import Database
 from searchgate.engines.tantivy.engine import TantivyEngine
@@ -41,6 +41,8 @@ from searchgate.keys.ratelimit import CachedCount, RateLimiter
 from searchgate.keys.service import KeyService
 from searchgate.keys.usage import UsageQueries, UsageTracker
 from searchgate.migrations import upgrade
+from searchgate.rotation.jobs import RotationJobs
+from searchgate.rotation.service import RotationService
 from searchgate.search.querylog import QueryLog
 from searchgate.search.sayt import SaytService
 from searchgate.search.service import SearchService
@@ -67,6 +69,10 @@ class Services:
     auth: AuthService
     collections: CollectionAdmin
     invitations: InvitationService
+    usage: UsageQueries
+    rotations: RotationService
+    # Counts searches for SAYT's popular queries; the runtime starts its flusher.
+    query_log: QueryLog
 
 
 def open_database(settings: Settings, migrate: bool = True) -> Database:
@@ -84,10 +90,14 @@ def build_services(
     *,
     db: Database | None = None,
     index_listener: WriteListener | None = None,
+    limiter: RateLimiter | None = None,
+    monotonic: Monotonic = time.monotonic,
 ) -> Services:
-    """``clock``: tests pass one they can move, to test lifetimes without sleeping.
+    """``clock``: tests pass one they can move, to test lifetimes without sleeping;
+    ``monotonic`` likewise for the key cache's expiry.
     ``db``: one opened by ``open_database`` (the runtime's indexer is built on it
-    first, to be the catalog's ``index_listener``)."""
+    first, to be the catalog's ``index_listener``). ``limiter``: the server's, which
+    shares each key's rate among the live processes (else this process has it all)."""
     if db is None:
         db = open_database(settings, migrate)
     pepper = load_or_create_pepper(settings.secrets_dir, settings.key_pepper)
@@ -109,19 +119,32 @@ def build_services(
     sessions = SessionService(db, audit, authorizer, pepper, session_policy, mfa_policy, clock)
     mfa = MfaService(db, audit, authorizer, pepper, clock)
     catalog = CatalogService(db, settings.limits, audit, index_listener)
+    usage = UsageQueries(db, clock)
     keys = KeyService(
         db,
         pepper,
         audit,
         authorizer,
         clock,
-        settings.key_cache_seconds,
-        timedelta(minutes=settings.key_delete_quiet_minutes),
-        previous_peppers(settings.secrets_dir, settings.key_pepper_previous),
         collection_names=catalog.collection_names,
+        recent_systems=usage.recent_systems,
+        limiter=limiter or RateLimiter(),
+        cache_seconds=settings.key_cache_seconds,
+        delete_quiet=timedelta(minutes=settings.key_delete_quiet_minutes),
+        previous_peppers=previous_peppers(settings.secrets_dir, settings.key_pepper_previous),
+        monotonic=monotonic,
     )
-    # Deletion's quiet-period check names every system that used the key recently.
-    keys.recent_systems = UsageQueries(db, clock).recent_systems
+    rotations = RotationService(
+        db,
+        keys,
+        audit,
+        authorizer,
+        usage,
+        clock,
+        usage_flush_seconds=settings.key_usage_flush_seconds,
+        key_cache_seconds=settings.key_cache_seconds,
+        max_key_age_days=settings.key_max_age_days,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -141,6 +164,9 @@ def build_services(
         auth=AuthService(db, audit, passwords, sessions, mfa, Throttle(), clock),
         collections=CollectionAdmin(db, catalog, audit, authorizer),
         invitations=InvitationService(db, audit, authorizer, passwords, pepper, mfa_policy, clock),
+        usage=usage,
+        rotations=rotations,
+        query_log=QueryLog(db),
     )
 
 
@@ -154,8 +180,12 @@ class Runtime:
     search: SearchService
     sayt: SaytService
     query_log: QueryLog
+    # The Command Center's search preview: the same search, minus query recording
+    # (previews must not feed the popular queries SAYT suggests to shoppers).
+    preview: SearchService
     slot_lock: SlotLock
     usage: UsageTracker
+    rotation_jobs: RotationJobs
     started: bool = field(default=False)
 
     def start(self) -> None:
@@ -179,6 +209,8 @@ class Runtime:
             time.sleep(0.02)
 
     def stop(self) -> None:
+        # The rotation run first: it uses the services until its next pause.
+        self.rotation_jobs.stop()
         self.usage.stop()
         self.query_log.stop()
         self.indexer.stop()
@@ -219,7 +251,14 @@ def live_processes(db: Database) -> int:
     return max(1, count_live_nodes(db))
 
 
-def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    migrate: bool = True,
+    clock: Clock = utc_now,
+    monotonic: Monotonic = time.monotonic,
+) -> Runtime:
+    """``clock`` and ``monotonic``: the services' time (see ``build_services``) and
+    the SAYT settings cache's; tests pass a clock they move."""
     db = open_database(settings, migrate)
     lock = SlotLock(settings.index_dir)
     slot = lock.acquire()
@@ -233,9 +272,17 @@ def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
         settings.indexer_poll_seconds,
         settings.index_commit_seconds,
     )
-    services = build_services(settings, migrate=migrate, db=db, index_listener=indexer)
-    services.keys.limiter = RateLimiter(CachedCount(lambda: live_processes(services.db)))
-    query_log = QueryLog(services.db)
+    limiter = RateLimiter(CachedCount(lambda: live_processes(db)))
+    services = build_services(
+        settings,
+        migrate=migrate,
+        clock=clock,
+        db=db,
+        index_listener=indexer,
+        limiter=limiter,
+        monotonic=monotonic,
+    )
+    query_log = services.query_log
     search = SearchService(
         engine,
         services.catalog,
@@ -244,7 +291,9 @@ def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
         engine.settings_of,
         query_log.record,
     )
-    sayt = SaytService(engine, services.catalog, services.areas, query_log, settings.limits)
+    sayt = SaytService(
+        engine, services.catalog, services.areas, query_log, settings.limits, monotonic
+    )
     return Runtime(
         services=services,
         engine=engine,
@@ -252,6 +301,10 @@ def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
         search=search,
         sayt=sayt,
         query_log=query_log,
+        preview=SearchService(
+            engine, services.catalog, services.areas, settings.limits, engine.settings_of, None
+        ),
         slot_lock=lock,
         usage=UsageTracker(services.db, services.keys, settings.key_usage_flush_seconds),
+        rotation_jobs=RotationJobs(clock),
     )

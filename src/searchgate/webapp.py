@@ -3,6 +3,7 @@ beside it at ``/``, the Command Center. Neither face knows the other."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,18 +11,26 @@ from fastapi import FastAPI
 
 from searchgate import console
 from searchgate.api.app import build_api
+from searchgate.clock import Clock, Monotonic, utc_now
 from searchgate.config import Settings
 from searchgate.logs import configure
 from searchgate.runtime import Runtime, build_runtime
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """With ``runtime``, the app serves one the caller built, started and stops."""
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    clock: Clock = utc_now,
+    monotonic: Monotonic = time.monotonic,
+) -> FastAPI:
+    """With ``runtime``, the app serves one the caller built, started and stops.
+    Otherwise it builds its own on ``clock`` and ``monotonic`` (see ``build_runtime``)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = runtime or build_runtime(settings)
+        rt = runtime or build_runtime(settings, clock=clock, monotonic=monotonic)
         app.state.runtime = rt
         if not rt.started:
             rt.start()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.server import ServerProcess, cli_env
+from tests.e2e.server import ServerProcess
+from tests.e2e.server import run_cli as server_cli
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -54,18 +53,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def run_cli(data_dir: Path, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "searchgate.cli.main", *args],
-        env=cli_env(data_dir, None),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"searchgate {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
+    return server_cli(data_dir, None, *args, stdin=stdin, timeout=120)
 
 
 def create_user(data_dir: Path, email: str, password: str, role: str, name: str) -> None:

@@ -33,18 +33,25 @@ def cli_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
     return env
 
 
-def run_cli(data_dir: Path, database_url: str | None, *args: str) -> str:
+def run_cli(
+    data_dir: Path,
+    database_url: str | None,
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 60,
+) -> str:
     """Runs ``searchgate ARGS`` as its own process and returns its standard output."""
     done = subprocess.run(
         [sys.executable, "-m", "searchgate.cli.main", *args],
         env=cli_env(data_dir, database_url),
+        input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"searchgate {' '.join(args)} failed:\n{done.stderr}")
+        raise RuntimeError(f"searchgate {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
 
 

@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,38 +27,14 @@ from typing import Any
 import httpx
 import pytest
 
-from searchgate.catalog.service import parse_settings
-from searchgate.config import Settings
-from searchgate.demo import demo_settings, generate
-from searchgate.keys.scopes import ALL_SCOPES
-from searchgate.permissions import Actor
-from searchgate.rotation.common import ROTATION_SYSTEM
-from searchgate.runtime import build_services
 from searchgate.secretstores import SecretStore, open_store
-from tests.e2e.server import ServerProcess, cli_env
+from tests.e2e.rotation_support import Operator, TunedServer, running, seed
 from tests.stores import BaoServer, unique_path
 
 pytestmark = pytest.mark.e2e
 
-# Short waits for a test; the server writes usage and forgets revoked keys quickly.
-SERVER_ENV = {
-    "SEARCHGATE_KEY_USAGE_FLUSH_SECONDS": "0.2",
-    "SEARCHGATE_KEY_CACHE_SECONDS": "0.2",
-}
 ROTATE = ["--quiet", "1s", "--probation", "3s", "--move-timeout", "60s", "--lease", "2s"]
 ROTATE += ["--poll", "0.2s", "--json"]
-
-
-class TunedServer(ServerProcess):
-    def start(self) -> None:
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "searchgate.cli.main", "serve", "--port", str(self.port)],
-                env={**cli_env(self.data_dir, None), **SERVER_ENV},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
 
 
 @dataclass
@@ -99,44 +74,21 @@ class Storefront:
 
 
 @dataclass
-class Setup:
-    server: TunedServer
+class Setup(Operator):
     store: SecretStore
     path: str
     vault_env: dict[str, str]
-    token: str
     old_key: str
     old_id: str
 
     def rotate(self, *extra: str, crash_after: str | None = None) -> subprocess.Popen[str]:
-        env = {**cli_env(self.server.data_dir, None), **self.vault_env}
-        env["SEARCHGATE_ADMIN_TOKEN"] = self.token
+        env = {**self.vault_env}
         if crash_after:
             env["SEARCHGATE_ROTATION_CRASH_AFTER"] = crash_after
-        cmd = [sys.executable, "-m", "searchgate.cli.main", "rotate", "--server"]
-        cmd += [self.server.url, "--store", "vault", "--path", self.path, *ROTATE, *extra]
+        cmd, environ = self.rotate_command("vault", self.path, *ROTATE, *extra, env=env)
         return subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cmd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-
-    def admin(self, path: str, **params: str) -> Any:
-        r = httpx.get(
-            f"{self.server.url}/api/v1/admin{path}",
-            params=params,
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=10,
-        )
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def key_status(self, secret: str) -> int:
-        r = httpx.get(
-            f"{self.server.url}/api/v1/keys/self",
-            # Named like the runner's own checks: a check, not a system that must move.
-            headers={"Authorization": f"Bearer {secret}", "X-Searchgate-System": ROTATION_SYSTEM},
-            timeout=10,
-        )
-        return r.status_code
 
     def store_key_works(self) -> None:
         """The invariant: whatever happened, the store holds a key that authenticates."""
@@ -145,28 +97,11 @@ class Setup:
 
 @pytest.fixture
 def setup(tmp_path: Path, bao_server: BaoServer) -> Iterator[Setup]:
-    data_dir = tmp_path / "data"
-    services = build_services(Settings(data_dir=data_dir))
-    system = Actor.system("e2e")
-    created = services.keys.create(system, "storefront key", ALL_SCOPES, primary=True)
-    services.catalog.put_settings("default", parse_settings(demo_settings()))
-    services.catalog.write_records("default", list(generate(50)))
-    admin = services.users.create(
-        system, "ops@example.com", "correct horse battery staple", "admin"
-    )
-    token = services.tokens.create(system, "rotation", user_id=admin.id).secret
-    services.db.dispose()
-
     path = "secret/" + unique_path()
     store = open_store("vault", path, env=bao_server.env)
-    store.write(created.secret, expected_version=None)
-    server = TunedServer(data_dir)
-    server.start()
-    try:
-        server.wait_ready()
-        yield Setup(server, store, path, bao_server.env, token, created.secret, created.info.id)
-    finally:
-        server.stop()
+    seeded = seed(tmp_path / "data", store, records=50)
+    with running(TunedServer(tmp_path / "data"), timeout=45) as server:
+        yield Setup(server, seeded.token, store, path, bao_server.env, seeded.key, seeded.key_id)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:

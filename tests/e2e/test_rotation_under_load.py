@@ -23,32 +23,23 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from bench.common import console, machine
 from bench.rotation_load import LoadClient, RotationLoad, figures_table, summarize
 
-from searchgate.catalog.service import parse_settings
-from searchgate.client import CachedKey, from_store
-from searchgate.config import Settings
-from searchgate.demo import demo_settings, generate
-from searchgate.keys.format import display_prefix
-from searchgate.keys.scopes import ALL_SCOPES
-from searchgate.permissions import Actor
-from searchgate.rotation.common import ROTATION_SYSTEM
-from searchgate.runtime import build_services
 from searchgate.secretstores import open_store
+from searchgate_client import CachedKey, from_store
+from searchgate_client.keyformat import display_prefix
 from tests import pg
-from tests.e2e.server import ServerProcess, cli_env
+from tests.e2e.rotation_support import Operator, TunedServer, running, seed
 from tests.stores import BaoServer, unique_path
 
 pytestmark = pytest.mark.e2e
@@ -66,21 +57,6 @@ SERVER_ENV = {"SEARCHGATE_KEY_USAGE_FLUSH_SECONDS": "0.2"}
 ROTATE = ["--quiet", "3s", "--probation", "2s", "--move-timeout", "60s", "--json"]
 
 
-class WorkersServer(ServerProcess):
-    def start(self) -> None:
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        env = {**cli_env(self.data_dir, self.database_url), **SERVER_ENV}
-        cmd = [sys.executable, "-m", "searchgate.cli.main", "serve", "--port", str(self.port)]
-        cmd += ["--workers", str(WORKERS)]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                cmd,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str | None:
     if request.param == "sqlite":
@@ -90,65 +66,31 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
 
 
 @dataclass
-class World:
-    server: WorkersServer
+class World(Operator):
     path: str
     vault_env: dict[str, str]
-    token: str
     old_key: str
     old_id: str
     database: str
-
-    def admin(self, path: str, **params: str) -> Any:
-        r = httpx.get(
-            f"{self.server.url}/api/v1/admin{path}",
-            params=params,
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=30,
-        )
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def self_check(self, secret: str) -> httpx.Response:
-        return httpx.get(
-            f"{self.server.url}/api/v1/keys/self",
-            # Named like the runner's checks: a check, not a system that has to move.
-            headers={"Authorization": f"Bearer {secret}", "X-Searchgate-System": ROTATION_SYSTEM},
-            timeout=30,
-        )
 
 
 @pytest.fixture
 def world(tmp_path: Path, bao_server: BaoServer, database_url: str | None) -> Iterator[World]:
     data_dir = tmp_path / "data"
-    services = build_services(Settings(data_dir=data_dir, database_url=database_url))
-    system = Actor.system("e2e")
-    created = services.keys.create(system, "storefront key", ALL_SCOPES, primary=True)
-    services.catalog.put_settings("default", parse_settings(demo_settings()))
-    services.catalog.write_records("default", list(generate(500)))
-    admin = services.users.create(
-        system, "ops@example.com", "correct horse battery staple", "admin"
-    )
-    token = services.tokens.create(system, "rotation", user_id=admin.id).secret
-    services.db.dispose()
-
     path = "secret/" + unique_path()
-    open_store("vault", path, env=bao_server.env).write(created.secret, expected_version=None)
-    server = WorkersServer(data_dir, database_url)
-    server.start()
-    try:
-        server.wait_ready(timeout=90)
+    store = open_store("vault", path, env=bao_server.env)
+    seeded = seed(data_dir, store, database_url, records=500)
+    server = TunedServer(data_dir, database_url, SERVER_ENV, ["--workers", str(WORKERS)])
+    with running(server):
         yield World(
             server,
+            seeded.token,
             path,
             bao_server.env,
-            token,
-            created.secret,
-            created.info.id,
+            seeded.key,
+            seeded.key_id,
             "postgres" if database_url else "sqlite",
         )
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -189,10 +131,7 @@ class OldKeyProber:
 
 
 def rotate(w: World) -> subprocess.Popen[str]:
-    env = {**cli_env(w.server.data_dir, None), **w.vault_env}
-    env["SEARCHGATE_ADMIN_TOKEN"] = w.token
-    cmd = [sys.executable, "-m", "searchgate.cli.main", "rotate", "--server", w.server.url]
-    cmd += ["--store", "vault", "--path", w.path, *ROTATE]
+    cmd, env = w.rotate_command("vault", w.path, *ROTATE, env=w.vault_env)
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from typing import Any
 
 import pyotp
 from starlette.testclient import TestClient
 
 from searchgate.runtime import Runtime
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD, ManualClock, make_user
 
 HTTPS = "https://testserver"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -76,9 +75,11 @@ def enrol_mfa(client: TestClient) -> str:
 
 
 def outlast_reauth_window(rt: Runtime) -> None:
-    """Lets the re-authentication window the test chose (tens of milliseconds) pass, so
-    the next sensitive request finds the sign-in's proof stale however fast it comes."""
-    time.sleep(rt.services.settings.reauth_window_minutes * 60 + 0.02)
+    """Moves the app's clock (a test marked ``manual_clock``) past the re-authentication
+    window, so the next sensitive request finds the sign-in's proof stale."""
+    clock = rt.services.authorizer.clock
+    assert isinstance(clock, ManualClock), "mark the test manual_clock"
+    clock.advance(seconds=rt.services.authorizer.reauth_window.total_seconds() + 1)
 
 
 def signed_in_admin(client: TestClient, rt: Runtime, email: str = "ada@example.com") -> str:

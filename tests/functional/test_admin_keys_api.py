@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from searchgate.keys.browser_tokens import derive_browser_token
-from searchgate.keys.format import check_key_format, generate_key
 from searchgate.keys.scopes import ALL_SCOPES, Scope
 from searchgate.permissions import Actor
 from searchgate.runtime import Runtime
+from searchgate_client.browser_tokens import derive_browser_token
+from searchgate_client.keyformat import check_key_format, generate_key
 from tests.conftest import make_user
 from tests.keyhelp import SYSTEM
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,10 @@ from starlette.testclient import TestClient
 
 from searchgate.config import Settings
 from searchgate.demo import demo_settings, generate
-from searchgate.keys.format import generate_key
 from searchgate.keys.scopes import ALL_SCOPES, Scope
 from searchgate.runtime import Runtime, build_services
-from tests.conftest import load
+from searchgate_client.keyformat import generate_key
+from tests.conftest import ManualClock, load
 from tests.keyhelp import SYSTEM
 
 UPLOAD_CONFIG = "collection=default\n"
@@ -203,8 +202,9 @@ def test_a_key_without_the_scope_gets_403_naming_it(
     assert secret not in r.text
 
 
+@pytest.mark.manual_clock
 def test_a_deleted_key_stops_working_within_the_cache_window(
-    client: TestClient, rt: Runtime, settings: Settings
+    client: TestClient, rt: Runtime, settings: Settings, app_clock: ManualClock
 ) -> None:
     secret = rt.services.keys.create(SYSTEM, "short-lived", ALL_SCOPES).secret
     headers = {"X-Client-Key": secret}
@@ -216,7 +216,8 @@ def test_a_deleted_key_stops_working_within_the_cache_window(
         other.keys.delete(SYSTEM, "short-lived", "short-lived", force=True)
     finally:
         other.db.dispose()
-    time.sleep(settings.key_cache_seconds + 0.2)
+    assert client.get("/api/v1/collections", headers=headers).status_code == 200
+    app_clock.advance(seconds=settings.key_cache_seconds)
     r = client.get("/api/v1/collections", headers=headers)
     assert r.status_code == 401, r.text
     assert r.json()["error"]["code"] == "invalid_key" and secret not in r.text

@@ -13,10 +13,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from searchgate.demo import demo_settings
-from searchgate.keys.browser_tokens import derive_browser_token
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import ALL_SCOPES, Scope
 from searchgate.runtime import Runtime
+from searchgate_client.browser_tokens import derive_browser_token
 from tests.conftest import load
 from tests.keyhelp import SYSTEM
 

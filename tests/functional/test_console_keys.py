@@ -15,11 +15,11 @@ from searchgate.audit import AuditFilter
 from searchgate.catalog.settings import CollectionSettings
 from searchgate.config import Settings
 from searchgate.console.key_chart import OTHERS, PALETTE, build_chart
-from searchgate.keys.format import KEY_PATTERN
 from searchgate.keys.scopes import ALL_SCOPES, SCOPE_HELP, Scope
 from searchgate.keys.usage import DayCount
 from searchgate.permissions import Actor
 from searchgate.runtime import Runtime, build_services
+from searchgate_client.keyformat import KEY_PATTERN
 from tests.conftest import PASSWORD, ManualClock, make_user
 from tests.functional.console_support import (
     enrol_mfa,
@@ -301,6 +301,7 @@ def test_delete_needs_the_name_typed_and_force_only_when_in_use(
     assert event.target == busy.info.id and event.details["forced"] is True
 
 
+@pytest.mark.manual_clock
 class TestReauthentication:
     """A session that has not proved its password within the window (60 ms here)."""
 

@@ -32,6 +32,7 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"reauth_window_minutes": 0.001})
 
 
+@pytest.mark.manual_clock
 def test_deleting_a_collection_needs_its_name_typed_and_a_password(
     client: TestClient, rt: Runtime, auth: dict[str, str]
 ) -> None:

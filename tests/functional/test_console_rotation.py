@@ -22,17 +22,17 @@ from starlette.testclient import TestClient
 
 from searchgate.audit import AuditFilter
 from searchgate.config import Settings
-from searchgate.console.rotation_jobs import LEASE_SECONDS, jobs_of
 from searchgate.demo import generate
 from searchgate.keys.scopes import ALL_SCOPES
 from searchgate.rotation.common import Timing
 from searchgate.rotation.events import RotationEvent
+from searchgate.rotation.jobs import LEASE_SECONDS
 from searchgate.rotation.local_backend import LocalBackend
 from searchgate.rotation.runner import RotationRunner, RunOptions
 from searchgate.runtime import Runtime
 from searchgate.secretstores.file import FileStore
 from searchgate.webapp import create_app
-from tests.conftest import PASSWORD, load, make_user
+from tests.conftest import PASSWORD, ManualClock, load, make_user
 from tests.functional.console_support import (
     error_for,
     outlast_reauth_window,
@@ -124,7 +124,7 @@ def env(client: TestClient, rt: Runtime, settings: Settings) -> Iterator[Env]:
     e = Env(client, rt, store, created.secret, created.info.id, admin_id)
     assert e.shop() == 200  # the storefront used the key before: it has to move
     yield e
-    jobs_of(client.app).stop()
+    rt.rotation_jobs.stop()
     for text in e.pages:  # no secret on any page or fragment the test saw
         assert not KEY_SHAPED.search(text), KEY_SHAPED.search(text)
 
@@ -255,7 +255,8 @@ class Stop(Exception):
     """Stands for a crash of the process that drove a rotation."""
 
 
-def test_a_rotation_whose_run_died_is_shown_and_continued(env: Env) -> None:
+@pytest.mark.manual_clock(ticking=True)
+def test_a_rotation_whose_run_died_is_shown_and_continued(env: Env, app_clock: ManualClock) -> None:
     def crash_after_store_write(event: RotationEvent) -> None:
         if event.kind == "step-done" and event.step == 3:
             raise Stop
@@ -278,6 +279,7 @@ def test_a_rotation_whose_run_died_is_shown_and_continued(env: Env) -> None:
     # continue once the lease has lapsed.
     assert "its hold lapses in" in page and 'data-live="yes"' in page
     assert 'data-testid="continue"' not in page
+    app_clock.advance(seconds=2)
     page = env.follow(lambda f: 'data-testid="continue"' in f, refresh=False, limit=10)
     assert 'data-testid="abort-link"' in page and 'data-live="no"' in page
     page = env.page()
@@ -298,28 +300,32 @@ def test_a_rotation_whose_run_died_is_shown_and_continued(env: Env) -> None:
     assert [e.actor_user_id for e in steps] == [None] * 3 + [env.admin_id] * 3
 
 
+@pytest.mark.manual_clock(ticking=True)
 def test_a_server_restart_stops_the_run_and_the_next_server_continues_it(
-    env: Env, settings: Settings
+    env: Env, settings: Settings, app_clock: ManualClock
 ) -> None:
     # The shop does not move yet: the run waits for it at step 4 when the server stops.
     r = post(env.client, PAGE + "/start", SHORT, page=PAGE)
     assert r.status_code == 303, r.text
     env.follow(lambda f: "moved to the new key" in f, refresh=False)
-    jobs = jobs_of(env.client.app)
+    jobs = env.rt.rotation_jobs
     cookies = dict(env.client.cookies)
     env.client.__exit__(None, None, None)  # the app's shutdown stops the run first
     stopped = jobs.view()
     assert stopped is not None and stopped.state == "stopped", stopped
     assert stopped.message and "continue it" in stopped.message
 
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    app = create_app(settings, clock=app_clock, monotonic=app_clock.monotonic)
+    with TestClient(app, raise_server_exceptions=False) as client:
         use_https(client)
         client.cookies.update(cookies)
         env.client, env.rt = client, client.app.state.runtime  # type: ignore[attr-defined]
         page = env.page()
         assert step_state(page, "store-write") == "done" and step_state(page, "verify") == "next"
         assert 'data-testid="run"' not in page  # no run in this server
+        assert 'data-testid="continue"' not in page  # the stopped run's lease holds
         # The stopped run's lease lapses within LEASE_SECONDS; then it can be continued.
+        app_clock.advance(seconds=LEASE_SECONDS)
         env.follow(lambda f: 'data-testid="continue"' in f, refresh=False, limit=LEASE_SECONDS + 5)
         r = post(client, PAGE + "/continue", page=PAGE)
         assert r.status_code == 303, r.text
@@ -347,7 +353,7 @@ def test_the_start_form_checks_its_values_and_the_preconditions(env: Env) -> Non
     assert r.status_code == 409 and "Nothing was started" in error_for(r.text, "action")
     assert env.rt.services.keys.primary() is not None
     assert env.rt.services.keys.primary().id == env.old_id  # type: ignore[union-attr]
-    assert jobs_of(env.client.app).view() is None
+    assert env.rt.rotation_jobs.view() is None
 
 
 class TestWithoutStore:
@@ -368,7 +374,7 @@ class TestWithoutStore:
         r = post(client, PAGE + "/start", SHORT, page=PAGE)
         assert r.status_code == 409
         assert "No secret store is configured" in error_for(r.text, "action")
-        assert jobs_of(client.app).view() is None
+        assert rt.rotation_jobs.view() is None
 
 
 @pytest.mark.parametrize("role", ["viewer", "merchandiser"])
@@ -384,7 +390,7 @@ def test_only_people_who_manage_keys_see_or_drive_the_wizard(
     for path in (PAGE + "/start", PAGE + "/continue", PAGE + "/abort"):
         r = post(client, path, {**SHORT, "reauth": PASSWORD}, token=token)
         assert r.status_code == 403 and "admin:keys:manage" in r.text, path
-    assert jobs_of(client.app).view() is None
+    assert rt.rotation_jobs.view() is None
     assert "/admin/rotation" not in client.get("/").text
 
 
@@ -395,9 +401,10 @@ def test_forms_need_the_csrf_token_and_this_site_as_origin(env: Env) -> None:
         assert r.status_code == 403 and "security token" in r.text, path
         r = post(env.client, path, SHORT, token=token, origin="https://evil.example")
         assert r.status_code == 403 and "did not come from a page" in r.text, path
-    assert jobs_of(env.client.app).view() is None
+    assert env.rt.rotation_jobs.view() is None
 
 
+@pytest.mark.manual_clock(ticking=True)
 class TestReauthentication:
     """A session that has not proved its password within the window (60 ms here)."""
 
@@ -419,7 +426,7 @@ class TestReauthentication:
         assert r.status_code == 303 and r.headers["location"] == to_reauth
         r = post(env.client, PAGE + "/abort", token=token)
         assert r.status_code == 303 and r.headers["location"] == f"{to_reauth}/abort"
-        assert jobs_of(env.client.app).view() is None
+        assert env.rt.rotation_jobs.view() is None
         assert env.rt.services.keys.primary().id == env.old_id  # type: ignore[union-attr]
         # The password typed into the start form confirms it there and then.
         r = post(env.client, PAGE + "/start", {**SHORT, "reauth": PASSWORD}, token=token)

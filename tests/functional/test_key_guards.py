@@ -19,7 +19,6 @@ from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import Scope
 from searchgate.keys.service import UnknownCollection
 from searchgate.permissions import ALL_PERMISSIONS, Actor, CredentialKind
-from searchgate.rotation.service import rotation_service
 from searchgate.rotation.store_repair import restore_stored_primary, write_primary_to_store
 from searchgate.runtime import Runtime
 from searchgate.secretstores.file import FileStore
@@ -217,7 +216,7 @@ def test_the_store_and_the_primary_key_are_put_back_in_agreement(
     rt: Runtime, tmp_path: Path
 ) -> None:
     keys = rt.services.keys
-    rotations = rotation_service(rt.services)
+    rotations = rt.services.rotations
     store = FileStore(tmp_path / "client-key.json")
     stored = keys.create(SYSTEM, "shop", SEARCH)
     store.write(stored.secret, expected_version=None)

@@ -3,7 +3,6 @@ browser origins, the request rate, CORS, and the 401/403 split of the refusals."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,11 +10,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from searchgate.keys.format import generate_key
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import ALL_SCOPES, Scope
 from searchgate.runtime import Runtime
-from tests.conftest import load
+from searchgate_client.keyformat import generate_key
+from tests.conftest import ManualClock, load
 from tests.keyhelp import SYSTEM
 
 SEARCH = "/api/v1/search"
@@ -109,11 +108,16 @@ def test_a_collection_restricted_key_uses_and_sees_only_its_collections(
 # --- expiry ----------------------------------------------------------------------------
 
 
-def test_a_key_is_refused_once_its_expiry_passes(client: TestClient, rt: Runtime) -> None:
-    expires = datetime.now(UTC) + timedelta(seconds=1.5)
+@pytest.mark.manual_clock
+def test_a_key_is_refused_once_its_expiry_passes(
+    client: TestClient, rt: Runtime, app_clock: ManualClock
+) -> None:
+    expires = app_clock() + timedelta(seconds=1.5)
     key_id, headers = new_key(rt, "short", expires_at=expires)
     assert client.get("/api/v1/collections", headers=headers).status_code == 200
-    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.05)
+    app_clock.advance(seconds=1.4)
+    assert client.get("/api/v1/collections", headers=headers).status_code == 200
+    app_clock.advance(seconds=0.1)
     r = client.get("/api/v1/collections", headers=headers)
     error = refused(r, 401, "key_expired", secret_of(headers))
     assert key_id in error["message"]

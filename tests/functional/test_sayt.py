@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from searchgate.demo import demo_settings
 from searchgate.keys.scopes import Scope
 from searchgate.runtime import Runtime
-from tests.conftest import load
+from tests.conftest import ManualClock, load
 from tests.keyhelp import SYSTEM
 
 SAYT = "/api/v1/sayt/search"
@@ -534,12 +534,15 @@ def test_public_sayt_still_refuses_keys_in_urls_and_checks_presented_keys(
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_key"
 
 
+@pytest.mark.manual_clock
 def test_making_sayt_private_again_takes_effect_at_once(
-    client: TestClient, shop: dict[str, str]
+    client: TestClient, shop: dict[str, str], app_clock: ManualClock
 ) -> None:
     _go_public(client, shop, ["title"])
     assert sayt(client, None, query="mac").status_code == 200
     r = client.put("/api/v1/collections/default", json=demo_settings(), headers=shop)
     assert r.status_code == 200
-    time.sleep(1.1)  # the stored SAYT settings are reused for up to a second
+    # The stored SAYT settings are reused for up to a second.
+    assert sayt(client, None, query="mac").status_code == 200
+    app_clock.advance(seconds=1)
     assert sayt(client, None, query="mac").status_code == 401

@@ -4,29 +4,32 @@ process, over real sockets (the SDK's httpx.Client cannot talk to an ASGI app di
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 
-from searchgate.client import (
+from searchgate.config import Settings
+from searchgate.keys.scopes import ALL_SCOPES, Scope
+from searchgate.keys.usage import UsageQueries
+from searchgate.runtime import Runtime
+from searchgate.webapp import create_app
+from searchgate_client import (
     USER_AGENT,
+    AsyncSearchgateClient,
     CachedKey,
     SearchgateClient,
     SearchgateConnectionError,
     SearchgateError,
 )
-from searchgate.config import Settings
-from searchgate.keys.format import generate_key
-from searchgate.keys.scopes import ALL_SCOPES, Scope
-from searchgate.keys.usage import UsageQueries
-from searchgate.runtime import Runtime
-from searchgate.webapp import create_app
+from searchgate_client.keyformat import generate_key
 from tests.keyhelp import SYSTEM
 from tests.pg import free_port
 
@@ -240,3 +243,52 @@ def test_a_browser_token_from_the_sdk_is_honoured_by_the_server(live: Live) -> N
     r = httpx.get(f"{live.url}/api/v1/sayt/search", params={"query": "la"}, headers=page)
     assert (r.status_code, r.json()["error"]["code"]) == (403, "scope_missing")
     assert token not in r.text
+
+
+def test_the_async_client_makes_the_same_calls_and_follows_a_rotation(live: Live) -> None:
+    old_id, old = live.new_key("async-v1")
+    source = CountingSource(old)
+    cached = CachedKey(source, max_age_seconds=300)
+
+    async def storefront() -> dict[str, Any]:
+        async with AsyncSearchgateClient(live.url, cached, system="async-shop") as sg:
+            written = await sg.upload_records("shop", RECORDS, wait=True)
+            found = await sg.search({"collection": "shop", "query": "lamp", "pageSize": 2})
+            brands = await sg.refinements({"collection": "shop", "query": "lamp"}, "brand")
+            typed = await sg.sayt("shop", "flo", productItems=2, searchItems=0)
+            me = await sg.self_info()
+            token = await sg.browser_token(
+                collections=["shop"], origins=["https://shop.example"], ttl=timedelta(minutes=5)
+            )
+            # A rotation: the store gets a new key, the old one is disabled.
+            new = live.rt.services.keys.new_primary(SYSTEM, "async-v2")
+            source.values.append(new.secret)
+            live.rt.services.keys.disable(SYSTEM, old_id, reason="rotated")
+            after = await sg.search({"collection": "shop", "query": "shade"})
+            with pytest.raises(SearchgateError) as info:
+                await sg.search({"collection": "nope"})
+            return {
+                "upserted": written["upserted"],
+                "page": (found["totalRecordCount"], len(found["records"])),
+                "brands": {v.get("value") for v in brands["navigation"]["refinements"]},
+                "sayt": [p.get("allMeta", {}).get("title") for p in typed["result"]["products"]],
+                "me": me["id"],
+                "token": token.count("."),
+                "after": after["totalRecordCount"],
+                "error": (info.value.status, info.value.code),
+                "new_id": new.info.id,
+            }
+
+    out = asyncio.run(storefront())
+    assert live.systems(out.pop("new_id")) == {"async-shop": 2}
+    assert out == {
+        "upserted": 3,
+        "page": (3, 2),
+        "brands": {"Lumo", "Shadey"},
+        "sayt": ["Floor lamp"],
+        "me": old_id,
+        "token": 2,
+        "after": 1,
+        "error": (404, "not_found"),
+    }
+    assert source.calls == 2

@@ -1,80 +1,67 @@
-"""The direct dispatch of the search endpoints: same answers, errors and route names."""
+"""The storefront's hot endpoints are ordinary routes of the app: same answers, errors
+and route names, without the framework's parameter solving."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
+from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
 from starlette.testclient import TestClient
-from starlette.types import Receive, Scope, Send
 
-from searchgate.api.hot_routes import HotRoutes
+from searchgate.api import errors
+from searchgate.api.routing import RequestRoute
+from searchgate.config import Settings
 from searchgate.errors import InvalidInput
+from searchgate.webapp import create_app
 
 seen: dict[str, Any] = {}
+router = APIRouter(route_class=RequestRoute)
 
 
+@router.post("/fine")
 async def fine(request: Request) -> Response:
     body = await request.json()
     seen["route"] = request.scope.get("route")
     return JSONResponse({"echo": body})
 
 
+@router.post("/refused")
 async def refused(request: Request) -> Response:
     raise InvalidInput("query is too long", field="query")
 
 
+@router.post("/broken")
 async def broken(request: Request) -> Response:
     raise RuntimeError("a bug")
 
 
-async def fallback(request: Request) -> Response:
-    return PlainTextResponse("router")
-
-
-ROUTES = [
-    Route("/fine", fine, methods=["POST"]),
-    Route("/refused", refused, methods=["POST"]),
-    Route("/broken", broken, methods=["POST"]),
-]
-
-
 def client() -> TestClient:
-    inner = Starlette(routes=[Route("/fine", fallback, methods=["GET"])])
-    calls: list[str] = []
+    app = FastAPI()
+    errors.install(app)
+    app.include_router(router)
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            calls.append(scope["path"])
-        await inner(scope, receive, send)
+    @app.get("/elsewhere")
+    async def elsewhere() -> dict[str, str]:
+        return {"from": "another route"}
 
-    hot = HotRoutes(
-        app,
-        {("POST", "/fine"): fine, ("POST", "/refused"): refused, ("POST", "/broken"): broken},
-        list(ROUTES),
-    )
-    tc = TestClient(hot, raise_server_exceptions=True)
-    tc.calls = calls  # type: ignore[attr-defined]
-    return tc
+    return TestClient(app, raise_server_exceptions=True)
 
 
-def test_a_hot_endpoint_answers_without_the_inner_app_and_names_its_route() -> None:
-    c = client()
-    r = c.post("/fine", json={"q": 1})
+def test_a_request_route_answers_and_names_its_route() -> None:
+    r = client().post("/fine", json={"q": 1})
     assert r.status_code == 200 and r.json() == {"echo": {"q": 1}}
-    assert c.calls == []  # type: ignore[attr-defined]
     assert getattr(seen["route"], "path", None) == "/fine"
 
 
-def test_other_methods_and_paths_go_to_the_inner_app() -> None:
+def test_other_methods_and_paths_are_routed_as_usual() -> None:
     c = client()
-    assert c.get("/fine").text == "router"
-    assert c.post("/elsewhere").status_code == 404
-    assert c.calls == ["/fine", "/elsewhere"]  # type: ignore[attr-defined]
+    assert c.get("/fine").status_code == 405
+    assert c.get("/elsewhere").json() == {"from": "another route"}
+    assert c.post("/nowhere").json()["error"]["code"] == "not_found"
 
 
 def test_a_service_error_is_answered_as_json_with_its_code_and_field() -> None:
@@ -87,3 +74,31 @@ def test_a_service_error_is_answered_as_json_with_its_code_and_field() -> None:
 def test_an_unexpected_error_goes_up_to_the_outer_layers() -> None:
     with pytest.raises(RuntimeError, match="a bug"):
         client().post("/broken", json={})
+
+
+def test_an_endpoint_with_parameters_to_solve_is_refused() -> None:
+    other = APIRouter(route_class=RequestRoute)
+
+    async def takes_a_parameter(request: Request, limit: int = 5) -> Response:
+        return JSONResponse({})
+
+    with pytest.raises(TypeError, match="takes the request alone"):
+        other.add_api_route("/limited", takes_a_parameter, methods=["GET"])
+
+
+def test_search_refinements_and_sayt_are_routes_of_the_app_not_a_dispatcher(
+    tmp_path: Path,
+) -> None:
+    app = create_app(Settings(data_dir=tmp_path))
+    middleware = {m.cls.__name__ for m in app.user_middleware}  # type: ignore[attr-defined]
+    assert middleware == {"RequestMiddleware", "CorsMiddleware"}
+    hot = {("POST", "/api/v1/search"), ("POST", "/api/v1/search/refinements")}
+    hot.add(("GET", "/api/v1/sayt/search"))
+    found = {
+        (method, route.path)
+        for r in app.router.routes
+        for route in getattr(getattr(r, "original_router", None), "routes", [r])
+        if isinstance(route, RequestRoute)
+        for method in route.methods
+    }
+    assert found == hot

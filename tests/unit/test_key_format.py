@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from searchgate.keys.format import (
+from searchgate_client.keyformat import (
     ALPHABET,
     CHECKSUM_CHARS,
     PREFIX,

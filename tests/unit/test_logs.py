@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from searchgate.keys.format import generate_key
 from searchgate.logs import JsonFormatter, configure, redact
+from searchgate_client.keyformat import generate_key
 
 
 def _record(msg: str, *args: object, **extra: object) -> logging.LogRecord:

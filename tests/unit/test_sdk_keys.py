@@ -11,16 +11,16 @@ from datetime import timedelta
 
 import pytest
 
-import searchgate.client
-from searchgate.client import (
+import searchgate_client
+from searchgate_client import (
     CachedKey,
     KeySourceError,
     SearchgateClient,
     derive_browser_token,
     from_store,
 )
-from searchgate.keys.browser_tokens import derive_keypair, public_key_id, verify_browser_token
-from searchgate.keys.format import generate_key
+from searchgate_client.browser_tokens import derive_keypair, public_key_id, verify_browser_token
+from searchgate_client.keyformat import generate_key
 
 
 class Clock:
@@ -59,6 +59,19 @@ def test_the_key_is_cached_until_its_maximum_age() -> None:
     assert cached.get() == second
     assert source.calls == 2
     assert cached.current() == (second, 2)
+
+
+def test_cached_never_reads_the_source() -> None:
+    key = generate_key()
+    source, clock = Source(key), Clock()
+    cached = CachedKey(source, max_age_seconds=300, clock=clock)
+    assert cached.cached() is None
+    assert source.calls == 0
+    assert cached.get() == key
+    assert cached.cached() == (key, 1)
+    clock.now += 300
+    assert cached.cached() is None
+    assert source.calls == 1
 
 
 def test_max_age_zero_reads_the_source_every_time() -> None:
@@ -220,39 +233,89 @@ def test_the_client_derives_browser_tokens_from_its_current_key() -> None:
         )
     claims = verify_browser_token(token, {public_key_id(public): public}.get)
     assert claims.collections == frozenset({"shop"})
-    assert derive_browser_token is searchgate.client.derive_browser_token
+    assert derive_browser_token is searchgate_client.derive_browser_token
+
+
+PUBLIC_API = [
+    "MAX_TTL",
+    "USER_AGENT",
+    "AsyncSearchgateClient",
+    "BrowserTokenInfo",
+    "CachedKey",
+    "InvalidRecord",
+    "KeySelf",
+    "KeySource",
+    "KeySourceError",
+    "Navigation",
+    "PageInfo",
+    "Record",
+    "Refinement",
+    "RefinementsResponse",
+    "SaytNavigation",
+    "SaytResponse",
+    "SaytResult",
+    "SaytSearchTerm",
+    "SearchResponse",
+    "SearchgateClient",
+    "SearchgateConnectionError",
+    "SearchgateError",
+    "UploadResponse",
+    "derive_browser_token",
+    "from_aws",
+    "from_env",
+    "from_file",
+    "from_store",
+    "from_vault",
+]
 
 
 def test_all_lists_exactly_the_public_api() -> None:
     public = {
         name
-        for name, value in vars(searchgate.client).items()
+        for name, value in vars(searchgate_client).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert set(searchgate.client.__all__) == public
-    assert len(searchgate.client.__all__) == len(set(searchgate.client.__all__))
-    for name in searchgate.client.__all__:
-        assert getattr(searchgate.client, name) is not None
+    assert set(searchgate_client.__all__) == public
+    assert sorted(searchgate_client.__all__) == sorted(PUBLIC_API)
+    assert len(searchgate_client.__all__) == len(set(searchgate_client.__all__))
+    # Each name imports on its own, in a fresh interpreter, and a star import gets them all.
+    code = (
+        "import sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    exec(f'from searchgate_client import {name}')\n"
+        "namespace = {}\n"
+        "exec('from searchgate_client import *', namespace)\n"
+        "print(sorted(n for n in namespace if n != '__builtins__'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *PUBLIC_API],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == str(sorted(PUBLIC_API))
 
 
 def test_the_sdk_imports_without_any_server_module() -> None:
     code = (
-        "import sys, searchgate.client\n"
+        "import sys, searchgate_client\n"
         "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('searchgate', 'fastapi', 'starlette', 'sqlalchemy', 'pydantic', 'alembic', "
-        "'tantivy', 'hvac', 'boto3', 'uvicorn', 'jinja2', 'typer'))))\n"
+        "('searchgate', 'searchgate_client', 'fastapi', 'starlette', 'sqlalchemy', "
+        "'pydantic', 'alembic', 'tantivy', 'hvac', 'boto3', 'uvicorn', 'jinja2', 'typer'))))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     loaded = set(done.stdout.split())
     assert loaded == {
-        "searchgate",
-        "searchgate.client",
-        "searchgate.client._client",
-        "searchgate.client._errors",
-        "searchgate.client._keys",
-        "searchgate.keys",
-        "searchgate.keys.browser_tokens",
-        "searchgate.keys.format",
+        "searchgate_client",
+        "searchgate_client._client",
+        "searchgate_client._errors",
+        "searchgate_client._keys",
+        "searchgate_client._types",
+        "searchgate_client._version",
+        "searchgate_client.browser_tokens",
+        "searchgate_client.keyformat",
+        "searchgate_client.sources",
     }

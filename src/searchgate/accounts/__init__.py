@@ -1,6 +1,5 @@
 """People, roles, sessions, MFA, throttling and personal API tokens."""
 
-from searchgate.accounts.collections import CollectionAdmin
 from searchgate.accounts.identity import MfaPolicy
 from searchgate.accounts.invitations import CreatedInvitation, InvitationInfo, InvitationService
 from searchgate.accounts.mfa import Enrolment, MfaService, MfaStatus
@@ -16,7 +15,6 @@ __all__ = [
     "AdminSummary",
     "AuthService",
     "Authenticated",
-    "CollectionAdmin",
     "CreatedInvitation",
     "CreatedToken",
     "Enrolment",

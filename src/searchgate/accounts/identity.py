@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from searchgate.accounts.models import RoleRow, TotpRow, UserRow
+from searchgate.accounts.models import RoleRow, TotpRow, UserRow, UserState
 from searchgate.accounts.roles import role_areas, role_permissions
 from searchgate.permissions import Actor, CredentialKind, Permission
 
@@ -39,7 +39,7 @@ class Identity:
 
     @property
     def active(self) -> bool:
-        return self.user.state == "active"
+        return self.user.state == UserState.ACTIVE
 
 
 def load_identity(s: Session, user_id: str) -> Identity | None:

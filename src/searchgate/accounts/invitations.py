@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from searchgate.accounts.common import check_display_name, check_email, new_id
 from searchgate.accounts.identity import MfaPolicy, build_actor, load_identity
-from searchgate.accounts.models import InvitationRow, RoleRow, UserRow
+from searchgate.accounts.models import InvitationRow, InvitationState, RoleRow, UserRow
 from searchgate.accounts.passwords import PasswordHasher, check_password_policy
 from searchgate.accounts.roles import require_within, role_areas, role_permissions
 from searchgate.accounts.users import UserInfo, find_role, insert_user, user_info
@@ -64,12 +64,12 @@ class InvitationInfo:
     accepted_at: datetime | None
     revoked_at: datetime | None
 
-    def state(self, now: datetime) -> str:
+    def state(self, now: datetime) -> InvitationState:
         if self.accepted_at is not None:
-            return "accepted"
+            return InvitationState.ACCEPTED
         if self.revoked_at is not None:
-            return "withdrawn"
-        return "pending" if now < self.expires_at else "expired"
+            return InvitationState.WITHDRAWN
+        return InvitationState.PENDING if now < self.expires_at else InvitationState.EXPIRED
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         return {
@@ -192,7 +192,9 @@ class InvitationService:
             roles = {r.id: r.name for r in s.scalars(select(RoleRow))}
             rows = s.scalars(select(InvitationRow).order_by(InvitationRow.created_at.desc()))
             out = [_info(r, roles.get(r.role_id, "")) for r in rows]
-        return out if include_inactive else [i for i in out if i.state(now) == "pending"]
+        return (
+            out if include_inactive else [i for i in out if i.state(now) is InvitationState.PENDING]
+        )
 
     def revoke(self, actor: Actor, invitation_id: str) -> InvitationInfo:
         """Withdraws a pending invitation: its link stops working at once."""
@@ -213,7 +215,7 @@ class InvitationService:
                 raise NotFound(f"no invitation {invitation_id!r}", field="invitation")
             role_row = s.get(RoleRow, row.role_id)
             info = _info(row, role_row.name if role_row else "")
-            if info.state(now) != "pending":
+            if info.state(now) is not InvitationState.PENDING:
                 raise Conflict(f"the invitation for {row.email} is {info.state(now)} already")
             row.revoked_at = now
             self.audit.record(

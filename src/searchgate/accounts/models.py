@@ -10,6 +10,7 @@ without it); see docs/security.md.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -20,11 +21,38 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from searchgate.db import Base
+from searchgate.db import Base, JsonText
+
+
+class UserState(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class TokenState(StrEnum):
+    """A personal API token's state (computed, not stored)."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class InvitationState(StrEnum):
+    """An invitation's state (computed, not stored)."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class SessionState(StrEnum):
+    ACTIVE = "active"
+    # Signed in with the password; the second factor is still to come.
+    MFA_PENDING = "mfa_pending"
 
 
 class RoleRow(Base):
@@ -36,9 +64,9 @@ class RoleRow(Base):
     builtin: Mapped[bool] = mapped_column(Boolean)
     # Built-in roles take their permissions from the code (permissions.BUILTIN_ROLES),
     # so that a new permission reaches them on upgrade; the column mirrors it.
-    permissions_json: Mapped[str] = mapped_column(Text)
-    # NULL: every area; else a JSON list of area names.
-    areas_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    permissions: Mapped[list[str]] = mapped_column("permissions_json", JsonText)
+    # NULL: every area; else the area names.
+    areas: Mapped[list[str] | None] = mapped_column("areas_json", JsonText, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -51,7 +79,7 @@ class UserRow(Base):
     display_name: Mapped[str] = mapped_column(String(128))
     password_hash: Mapped[str] = mapped_column(String(512))
     role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="RESTRICT"))
-    state: Mapped[str] = mapped_column(String(16))  # active | disabled
+    state: Mapped[str] = mapped_column(String(16))  # a UserState
     # Raised whenever what this person may do changes (role, role's permissions, MFA
     # enrolment); a session issued under an older value gets a new id on its next use.
     privilege_epoch: Mapped[int] = mapped_column(Integer)
@@ -71,7 +99,7 @@ class SessionRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public: ses_...
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    state: Mapped[str] = mapped_column(String(16))  # active | mfa_pending
+    state: Mapped[str] = mapped_column(String(16))  # a SessionState
     privilege_epoch: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -93,7 +121,7 @@ class PersonalTokenRow(Base):
     display_prefix: Mapped[str] = mapped_column(String(16))
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     pepper_id: Mapped[str] = mapped_column(String(16))
-    permissions_json: Mapped[str] = mapped_column(Text)
+    permissions: Mapped[list[str]] = mapped_column("permissions_json", JsonText)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -7,6 +7,7 @@ replaced at the next successful sign-in.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 
@@ -35,6 +36,16 @@ def check_password_policy(password: str, email: str | None = None) -> None:
         raise InvalidInput("the password cannot be the email address", field="password")
 
 
+@functools.cache
+def _dummy_hash(memory_kib: int, iterations: int) -> str:
+    """One per parameter set and process: hashing costs as much as a sign-in, and every
+    hasher of a process (one per set of services) can share it."""
+    hasher = argon2.PasswordHasher(
+        time_cost=iterations, memory_cost=memory_kib, parallelism=PARALLELISM, type=argon2.Type.ID
+    )
+    return hasher.hash(secrets.token_urlsafe(16))
+
+
 class PasswordHasher:
     def __init__(self, memory_kib: int = MIN_MEMORY_KIB, iterations: int = MIN_ITERATIONS) -> None:
         if memory_kib < MIN_MEMORY_KIB or iterations < MIN_ITERATIONS:
@@ -50,7 +61,7 @@ class PasswordHasher:
         )
         # An unknown email is checked against this, so that it costs the same work
         # as a known one and the response time does not tell them apart.
-        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self._dummy_hash = _dummy_hash(memory_kib, iterations)
         self._lock = threading.Lock()
         # How many argon2 verifications ran: evidence (without timing) that every
         # sign-in path pays for one.

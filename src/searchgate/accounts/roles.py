@@ -8,13 +8,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from searchgate.accounts.common import new_id
-from searchgate.accounts.models import RoleRow, UserRow
+from searchgate.accounts.models import RoleRow, UserRow, UserState
 from searchgate.audit import Action, AuditLog
 from searchgate.authorizer import Authorizer
 from searchgate.catalog.models import AreaRow
@@ -65,13 +64,11 @@ def role_permissions(row: RoleRow) -> frozenset[Permission]:
         return BUILTIN_ROLES.get(row.name, frozenset())
     # A permission dropped by a later version is ignored rather than fatal.
     known = {p.value for p in Permission}
-    return frozenset(Permission(p) for p in orjson.loads(row.permissions_json) if p in known)
+    return frozenset(Permission(p) for p in row.permissions if p in known)
 
 
 def role_areas(row: RoleRow) -> frozenset[str] | None:
-    if row.areas_json is None:
-        return None
-    return frozenset(orjson.loads(row.areas_json))
+    return frozenset(row.areas) if row.areas is not None else None
 
 
 def count_admins(
@@ -92,7 +89,7 @@ def count_admins(
     q = (
         select(func.count())
         .select_from(UserRow)
-        .where(UserRow.state == "active", UserRow.role_id.in_(admin_roles))
+        .where(UserRow.state == UserState.ACTIVE, UserRow.role_id.in_(admin_roles))
     )
     if except_user is not None:
         q = q.where(UserRow.id != except_user)
@@ -125,7 +122,7 @@ class RoleService:
             try:
                 with self.db.write() as s:
                     row = s.scalar(select(RoleRow).where(RoleRow.name == name))
-                    stored = orjson.dumps(sorted(p.value for p in perms)).decode()
+                    stored = _dump_permissions(perms)
                     if row is None:
                         s.add(
                             RoleRow(
@@ -133,14 +130,14 @@ class RoleService:
                                 name=name,
                                 description=BUILTIN_ROLE_HELP[name],
                                 builtin=True,
-                                permissions_json=stored,
-                                areas_json=None,
+                                permissions=stored,
+                                areas=None,
                                 created_at=now,
                                 updated_at=now,
                             )
                         )
-                    elif row.permissions_json != stored:
-                        row.permissions_json = stored
+                    elif row.permissions != stored:
+                        row.permissions = stored
                         row.updated_at = now
             except IntegrityError:
                 continue
@@ -196,8 +193,8 @@ class RoleService:
                 name=name,
                 description=description,
                 builtin=False,
-                permissions_json=_dump_permissions(perms),
-                areas_json=_dump_areas(area_set),
+                permissions=_dump_permissions(perms),
+                areas=_dump_areas(area_set),
                 created_at=now,
                 updated_at=now,
             )
@@ -266,8 +263,8 @@ class RoleService:
                 row.name = new
             if description is not None:
                 row.description = _check_description(description)
-            row.permissions_json = _dump_permissions(perms)
-            row.areas_json = _dump_areas(area_set)
+            row.permissions = _dump_permissions(perms)
+            row.areas = _dump_areas(area_set)
             row.updated_at = now
             after = _info(row, before.user_count)
             if after.permissions != before.permissions or after.areas != before.areas:
@@ -310,10 +307,10 @@ class RoleService:
     def rename_area(s: Session, old: str, new: str) -> None:
         """For the area service: keeps custom roles pointing at a renamed area, in the
         rename's own transaction."""
-        for row in s.scalars(select(RoleRow).where(RoleRow.areas_json.is_not(None))):
+        for row in s.scalars(select(RoleRow).where(RoleRow.areas.is_not(None))):
             areas = role_areas(row)
             if areas is not None and old in areas:
-                row.areas_json = _dump_areas((areas - {old}) | {new})
+                row.areas = _dump_areas((areas - {old}) | {new})
 
 
 def _find(s: Session, name: str) -> RoleRow:
@@ -394,9 +391,9 @@ def _check_areas(s: Session, areas: Iterable[str] | None) -> frozenset[str] | No
     return wanted
 
 
-def _dump_permissions(perms: frozenset[Permission]) -> str:
-    return orjson.dumps(sorted(p.value for p in perms)).decode()
+def _dump_permissions(perms: frozenset[Permission]) -> list[str]:
+    return sorted(p.value for p in perms)
 
 
-def _dump_areas(areas: frozenset[str] | None) -> str | None:
-    return None if areas is None else orjson.dumps(sorted(areas)).decode()
+def _dump_areas(areas: frozenset[str] | None) -> list[str] | None:
+    return None if areas is None else sorted(areas)

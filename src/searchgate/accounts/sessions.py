@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from searchgate.accounts.common import new_id
 from searchgate.accounts.identity import Identity, MfaPolicy, build_actor, load_identity
-from searchgate.accounts.models import SessionRow
+from searchgate.accounts.models import SessionRow, SessionState
 from searchgate.audit import Action, AuditLog
 from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, aware, utc_now
@@ -29,8 +29,6 @@ from searchgate.errors import NotFound, Unauthenticated
 from searchgate.keys.hashing import Pepper
 from searchgate.permissions import Actor, CredentialKind, Permission
 
-STATE_ACTIVE = "active"
-STATE_MFA_PENDING = "mfa_pending"
 SECRET_BYTES = 32
 
 
@@ -123,7 +121,7 @@ class SessionService:
         user_id: str,
         epoch: int,
         *,
-        state: str = STATE_ACTIVE,
+        state: SessionState = SessionState.ACTIVE,
         ip: str | None,
         user_agent: str | None,
         now: datetime,
@@ -167,7 +165,7 @@ class SessionService:
         return s.scalar(select(SessionRow).where(SessionRow.digest == digest_of(secret)))
 
     def expiry(self, row: SessionRow) -> datetime:
-        if row.state == STATE_MFA_PENDING:
+        if row.state == SessionState.MFA_PENDING:
             return aware(row.created_at) + self.policy.mfa_pending
         return min(
             aware(row.last_seen_at) + self.policy.idle,
@@ -177,7 +175,7 @@ class SessionService:
     def expired_reason(self, row: SessionRow, now: datetime) -> str | None:
         if row.ended_at is not None:
             return row.end_reason or "ended"
-        if row.state == STATE_MFA_PENDING:
+        if row.state == SessionState.MFA_PENDING:
             return "mfa_timeout" if now > self.expiry(row) else None
         if now - aware(row.created_at) > self.policy.absolute:
             return "absolute_timeout"
@@ -230,7 +228,7 @@ class SessionService:
         if row is None or identity is None:
             raise Unauthenticated("sign in to continue", reason="no_session")
         reason = self.expired_reason(row, now)
-        if reason is None and row.state != STATE_ACTIVE:
+        if reason is None and row.state != SessionState.ACTIVE:
             reason = "mfa_pending"
         if reason is None and not identity.active:
             reason = "user_disabled"

@@ -17,10 +17,9 @@ from sqlalchemy.orm import Session
 from searchgate.accounts.common import normalize_email
 from searchgate.accounts.identity import load_identity
 from searchgate.accounts.mfa import MfaService
-from searchgate.accounts.models import SessionRow, UserRow
+from searchgate.accounts.models import SessionRow, SessionState, UserRow, UserState
 from searchgate.accounts.passwords import PasswordHasher, check_password_policy
 from searchgate.accounts.sessions import (
-    STATE_MFA_PENDING,
     SessionInfo,
     SessionService,
     end_user_sessions,
@@ -165,7 +164,7 @@ class AuthService:
                 s,
                 user.id,
                 user.privilege_epoch,
-                state=STATE_MFA_PENDING,
+                state=SessionState.MFA_PENDING,
                 ip=ip_address,
                 user_agent=user_agent,
                 now=now,
@@ -205,7 +204,7 @@ class AuthService:
         if (
             row is None
             or identity is None
-            or row.state != STATE_MFA_PENDING
+            or row.state != SessionState.MFA_PENDING
             or self.sessions.expired_reason(row, now) is not None
         ):
             raise Unauthenticated("signing in took too long; start again", reason="mfa_timeout")
@@ -231,7 +230,7 @@ class AuthService:
                 pending.end_reason = "mfa_done"
                 user = s.get(UserRow, identity.user.id)
                 assert user is not None
-                if user.state != "active":
+                if user.state != UserState.ACTIVE:
                     raise Unauthenticated(BAD_CREDENTIALS, reason="bad_credentials")
                 result = self._start(s, user, now, ip, user_agent, password_ok=False, method=method)
         if result is None:

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from searchgate.accounts.common import check_display_name, new_id
 from searchgate.accounts.identity import MfaPolicy, build_actor, load_identity
-from searchgate.accounts.models import PersonalTokenRow, UserRow
+from searchgate.accounts.models import PersonalTokenRow, TokenState, UserRow
 from searchgate.audit import Action, AuditLog
 from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, aware, utc_now
@@ -35,7 +34,6 @@ from searchgate.errors import (
     ReauthenticationRequired,
     Unauthenticated,
 )
-from searchgate.keys.format import ALPHABET, checksum
 from searchgate.keys.hashing import Pepper
 from searchgate.permissions import (
     GRANTABLE_BY,
@@ -44,6 +42,7 @@ from searchgate.permissions import (
     Permission,
     parse_permissions,
 )
+from searchgate_client.keyformat import ALPHABET, checksum
 
 PREFIX = "sgp_"
 RANDOM_CHARS = 32
@@ -82,10 +81,10 @@ class TokenInfo:
     last_used_at: datetime | None
     revoked_at: datetime | None
 
-    def state(self, now: datetime) -> str:
+    def state(self, now: datetime) -> TokenState:
         if self.revoked_at is not None:
-            return "revoked"
-        return "expired" if now >= self.expires_at else "active"
+            return TokenState.REVOKED
+        return TokenState.EXPIRED if now >= self.expires_at else TokenState.ACTIVE
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         return {
@@ -114,9 +113,7 @@ def _info(row: PersonalTokenRow) -> TokenInfo:
         user_id=row.user_id,
         name=row.name,
         display_prefix=row.display_prefix,
-        permissions=frozenset(
-            Permission(p) for p in orjson.loads(row.permissions_json) if p in known
-        ),
+        permissions=frozenset(Permission(p) for p in row.permissions if p in known),
         created_at=aware(row.created_at),
         expires_at=aware(row.expires_at),
         last_used_at=aware(row.last_used_at) if row.last_used_at else None,
@@ -206,7 +203,7 @@ class TokenService:
                 display_prefix=secret[: len(PREFIX) + DISPLAY_CHARS],
                 digest=self.pepper.digest(secret),
                 pepper_id=self.pepper.id,
-                permissions_json=orjson.dumps(sorted(p.value for p in perms)).decode(),
+                permissions=sorted(p.value for p in perms),
                 created_at=now,
                 expires_at=now + expires_in,
             )
@@ -263,7 +260,9 @@ class TokenService:
                 .order_by(PersonalTokenRow.created_at.desc())
             ).all()
         infos = [_info(r) for r in rows]
-        return infos if include_inactive else [i for i in infos if i.state(now) == "active"]
+        return (
+            infos if include_inactive else [i for i in infos if i.state(now) is TokenState.ACTIVE]
+        )
 
     def revoke(self, actor: Actor, token_id: str) -> TokenInfo:
         """Revokes one's own token, or anyone's with ``admin:users:manage``."""
@@ -311,7 +310,7 @@ class TokenService:
             raise Unauthenticated("not a valid personal API token", reason="invalid_token")
         info = _info(row)
         state = info.state(now)
-        if state != "active":
+        if state is not TokenState.ACTIVE:
             raise Unauthenticated(
                 f"personal API token {info.id} is {state}", reason=f"token_{state}"
             )

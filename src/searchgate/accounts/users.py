@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from searchgate.accounts.common import check_display_name, check_email, new_id
 from searchgate.accounts.identity import Identity, load_identity
 from searchgate.accounts.mfa import remove_mfa
-from searchgate.accounts.models import RoleRow, TotpRow, UserRow
+from searchgate.accounts.models import RoleRow, TotpRow, UserRow, UserState
 from searchgate.accounts.passwords import PasswordHasher, check_password_policy
 from searchgate.accounts.roles import count_admins, require_within, role_areas, role_permissions
 from searchgate.accounts.sessions import end_user_sessions
@@ -28,9 +28,6 @@ from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import Conflict, InvalidInput, NotFound
 from searchgate.permissions import ADMIN_MARKER, Actor, Permission
-
-ACTIVE = "active"
-DISABLED = "disabled"
 
 
 @dataclass(frozen=True)
@@ -143,7 +140,7 @@ class UserService:
     def admin_summary(self, actor: Actor) -> AdminSummary:
         self.authorizer.authorize(actor, Permission.USERS_READ, Action.USERS_LIST)
         users = self.list(actor)
-        admins = [u for u in users if u.is_admin and u.state == ACTIVE]
+        admins = [u for u in users if u.is_admin and u.state == UserState.ACTIVE]
         return AdminSummary(
             active_admins=len(admins),
             max_admins=self.max_admins,
@@ -268,11 +265,11 @@ class UserService:
             u = identity.user
             if u.id == actor.user_id:
                 raise Conflict("you cannot disable your own account; ask another admin")
-            if u.state == DISABLED:
+            if u.state == UserState.DISABLED:
                 return user_info(identity)
             if ADMIN_MARKER in identity.permissions:
                 self._keep_an_admin(s, u, "disabled")
-            u.state = DISABLED
+            u.state = UserState.DISABLED
             u.disabled_at = now
             u.updated_at = now
             sessions = end_user_sessions(s, u.id, now, "user_disabled")
@@ -299,9 +296,9 @@ class UserService:
             identity = self._find(s, user)
             self._may_manage(actor, identity)
             u = identity.user
-            if u.state == ACTIVE:
+            if u.state == UserState.ACTIVE:
                 return user_info(identity)
-            u.state = ACTIVE
+            u.state = UserState.ACTIVE
             u.disabled_at = None
             u.updated_at = now
             self.audit.record(s, actor, Action.USER_ENABLE, target=u.email, details={"user": u.id})
@@ -448,7 +445,7 @@ def insert_user(
         display_name=display_name,
         password_hash=password_hash,
         role_id=role.id,
-        state=ACTIVE,
+        state=UserState.ACTIVE,
         privilege_epoch=0,
         created_at=now,
         updated_at=now,

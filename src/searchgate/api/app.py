@@ -23,7 +23,6 @@ from searchgate.api import (
     routes_upload,
 )
 from searchgate.api.cors import CorsMiddleware
-from searchgate.api.hot_routes import HotRoutes
 from searchgate.api.middleware import RequestMiddleware
 from searchgate.api.responses import JsonResponse
 from searchgate.config import Settings
@@ -43,6 +42,9 @@ def build_api(settings: Settings, lifespan: Callable[[FastAPI], Any]) -> FastAPI
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        # The framework's own OpenTelemetry layer asked for its providers on every
+        # request; the server's metrics are its Prometheus series (docs/operations.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
     for module in (routes_search, routes_sayt, routes_collections, routes_upload, routes_ops):
@@ -52,15 +54,6 @@ def build_api(settings: Settings, lifespan: Callable[[FastAPI], Any]) -> FastAPI
     app.include_router(routes_admin_invitations.router)
     app.include_router(routes_admin_keys.router)
     app.include_router(routes_admin_rotation.router)
-    app.add_middleware(
-        HotRoutes,
-        endpoints={
-            ("POST", "/api/v1/search"): routes_search.search,
-            ("POST", "/api/v1/search/refinements"): routes_search.refinements,
-            ("GET", "/api/v1/sayt/search"): routes_sayt.sayt,
-        },
-        routes=[*routes_search.router.routes, *routes_sayt.router.routes],
-    )
     app.add_middleware(CorsMiddleware)
     app.add_middleware(
         RequestMiddleware, max_body_bytes=settings.limits.max_body_bytes, usage=_usage_of(app)

@@ -19,7 +19,12 @@ def runtime(request: Request) -> Runtime:
 
 
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
+    return decode_json(await request.body())
+
+
+def decode_json(raw: bytes) -> Any:
+    """A request's JSON body: blank is ``{}``; malformed or too deeply nested JSON is an
+    InvalidInput naming the body."""
     if not raw.strip():
         return {}
     try:
@@ -49,6 +54,3 @@ def body_client_key(body: Any) -> str | None:
 
 def json_response(content: Any, status: int = 200) -> JsonResponse:
     return JsonResponse(content, status_code=status)
-
-
-REQUEST_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}

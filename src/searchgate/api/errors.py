@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from searchgate import error_status, errors
+from searchgate.api.bodies import UnreadableBody
 from searchgate.api.responses import JsonResponse
 
 
@@ -27,6 +29,30 @@ class AuthError(errors.SearchgateError):
         self.status = status
         self.code = code
         self.headers = headers or {}
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="stable and machine-readable")
+    message: str = Field(description="what to change, for a person")
+    field: str | None = Field(default=None, description="the offending field, dotted")
+    request_id: str | None = Field(
+        default=None, alias="requestId", description="as in the X-Request-Id header"
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API (docs/api.md, Errors)."""
+
+    error: ErrorDetail
+
+
+# Documented on every operation; it also keeps the framework from documenting its own
+# 422 answer, which this API never gives.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "The request was refused; the body says why"}
+}
 
 
 def status_of(exc: errors.SearchgateError) -> int:
@@ -49,6 +75,8 @@ async def service_error_response(request: Request, exc: errors.SearchgateError) 
     d = exc.to_dict()
     code, message = d.pop("code"), d.pop("message")
     headers = dict(exc.headers) if isinstance(exc, AuthError) else {}
+    if isinstance(exc, errors.TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="searchgate"'
     # Protocol clients read these two at the top level of a 420 upload answer.
@@ -63,6 +91,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JsonResponse:
+        for problem in exc.errors():
+            unreadable = problem.get("input")
+            if isinstance(unreadable, UnreadableBody):
+                return await service_error_response(request, unreadable.error)
         err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         parts = list(err.get("loc", ()))
         # The first part says where (body, query string, path...): a parameter can itself

@@ -8,27 +8,31 @@ the change log by the services.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from searchgate.api.deps import REQUEST_BODY, json_body, json_response, runtime
-from searchgate.api.errors import AuthError
+from searchgate.api import answers
+from searchgate.api.bodies import JsonRoute
+from searchgate.api.deps import json_response, runtime
+from searchgate.api.errors import ERROR_RESPONSES, AuthError
+from searchgate.api.query import instant, optional_text, whole_number_between
 from searchgate.api.responses import JsonResponse
 from searchgate.audit import AuditFilter
 from searchgate.audit.service import MAX_PAGE
-from searchgate.errors import InvalidInput, Unauthenticated
-from searchgate.params import SQL_INT_MAX, whole_number
+from searchgate.errors import Unauthenticated
+from searchgate.params import SQL_INT_MAX
 from searchgate.permissions import Actor
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/api/v1/admin", tags=["admin"], route_class=JsonRoute, responses=ERROR_RESPONSES
+)
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
 CREDENTIAL_HELP = (
     "the admin API accepts personal API tokens only: 'Authorization: Bearer sgp_...' "
@@ -72,18 +76,12 @@ async def token_actor(request: Request) -> Actor:
         raise AuthError(401, reason, exc.message) from None
 
 
+# A dependency, so that the credential is checked before the body is validated.
+TokenActor = Annotated[Actor, Depends(token_actor)]
+
+
 async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(fn, *args, **kwargs)
-
-
-async def _body(request: Request, model: type[M]) -> M:
-    raw = await json_body(request)
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or None
-        raise InvalidInput(f"{loc + ': ' if loc else ''}{err['msg']}", field=loc) from None
 
 
 class _Model(BaseModel):
@@ -120,9 +118,10 @@ class RoleChange(_Model):
 # --- who am I ------------------------------------------------------------------------
 
 
-@router.get("/me", summary="The token's owner and what the token may do")
-async def me(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
+@router.get(
+    "/me", summary="The token's owner and what the token may do", response_model=answers.MeAnswer
+)
+async def me(request: Request, actor: TokenActor) -> JsonResponse:
     assert actor.user_id is not None
     user = await _call(runtime(request).services.users.get, actor, actor.user_id)
     return json_response(
@@ -139,9 +138,10 @@ async def me(request: Request) -> JsonResponse:
 # --- users ---------------------------------------------------------------------------
 
 
-@router.get("/users", summary="List users, with the admin count")
-async def list_users(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
+@router.get(
+    "/users", summary="List users, with the admin count", response_model=answers.UsersAnswer
+)
+async def list_users(request: Request, actor: TokenActor) -> JsonResponse:
     users = runtime(request).services.users
     infos = await _call(users.list, actor)
     summary = await _call(users.admin_summary, actor)
@@ -158,10 +158,8 @@ async def list_users(request: Request) -> JsonResponse:
     )
 
 
-@router.post("/users", summary="Create a user", openapi_extra={"requestBody": REQUEST_BODY})
-async def create_user(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, NewUser)
+@router.post("/users", summary="Create a user", status_code=201, response_model=answers.UserAnswer)
+async def create_user(request: Request, actor: TokenActor, body: NewUser) -> JsonResponse:
     info = await _call(
         runtime(request).services.users.create,
         actor,
@@ -173,9 +171,8 @@ async def create_user(request: Request) -> JsonResponse:
     return json_response({"user": info.to_dict()}, status=201)
 
 
-@router.get("/users/{user}", summary="One user, by id or email")
-async def get_user(request: Request, user: str) -> JsonResponse:
-    actor = await token_actor(request)
+@router.get("/users/{user}", summary="One user, by id or email", response_model=answers.UserAnswer)
+async def get_user(request: Request, actor: TokenActor, user: str) -> JsonResponse:
     info = await _call(runtime(request).services.users.get, actor, user)
     return json_response({"user": info.to_dict()})
 
@@ -183,11 +180,11 @@ async def get_user(request: Request, user: str) -> JsonResponse:
 @router.patch(
     "/users/{user}",
     summary="Change a user's role or display name",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.UserAnswer,
 )
-async def update_user(request: Request, user: str) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, UserChange)
+async def update_user(
+    request: Request, actor: TokenActor, user: str, body: UserChange
+) -> JsonResponse:
     info = await _call(
         runtime(request).services.users.update,
         actor,
@@ -198,23 +195,30 @@ async def update_user(request: Request, user: str) -> JsonResponse:
     return json_response({"user": info.to_dict()})
 
 
-@router.post("/users/{user}/disable", summary="Disable a user: sessions and tokens end now")
-async def disable_user(request: Request, user: str) -> JsonResponse:
-    actor = await token_actor(request)
+@router.post(
+    "/users/{user}/disable",
+    summary="Disable a user: sessions and tokens end now",
+    response_model=answers.UserAnswer,
+)
+async def disable_user(request: Request, actor: TokenActor, user: str) -> JsonResponse:
     info = await _call(runtime(request).services.users.disable, actor, user)
     return json_response({"user": info.to_dict()})
 
 
-@router.post("/users/{user}/enable", summary="Enable a disabled user")
-async def enable_user(request: Request, user: str) -> JsonResponse:
-    actor = await token_actor(request)
+@router.post(
+    "/users/{user}/enable", summary="Enable a disabled user", response_model=answers.UserAnswer
+)
+async def enable_user(request: Request, actor: TokenActor, user: str) -> JsonResponse:
     info = await _call(runtime(request).services.users.enable, actor, user)
     return json_response({"user": info.to_dict()})
 
 
-@router.delete("/users/{user}", summary="Delete a user (the change log keeps their name)")
-async def delete_user(request: Request, user: str) -> JsonResponse:
-    actor = await token_actor(request)
+@router.delete(
+    "/users/{user}",
+    summary="Delete a user (the change log keeps their name)",
+    response_model=answers.Deleted,
+)
+async def delete_user(request: Request, actor: TokenActor, user: str) -> JsonResponse:
     await _call(runtime(request).services.users.delete, actor, user)
     return json_response({"deleted": user})
 
@@ -222,17 +226,20 @@ async def delete_user(request: Request, user: str) -> JsonResponse:
 # --- roles ---------------------------------------------------------------------------
 
 
-@router.get("/roles", summary="List roles with their permissions and areas")
-async def list_roles(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
+@router.get(
+    "/roles",
+    summary="List roles with their permissions and areas",
+    response_model=answers.RolesAnswer,
+)
+async def list_roles(request: Request, actor: TokenActor) -> JsonResponse:
     infos = await _call(runtime(request).services.roles.list, actor)
     return json_response({"roles": [r.to_dict() for r in infos]})
 
 
-@router.post("/roles", summary="Create a custom role", openapi_extra={"requestBody": REQUEST_BODY})
-async def create_role(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, NewRole)
+@router.post(
+    "/roles", summary="Create a custom role", status_code=201, response_model=answers.RoleAnswer
+)
+async def create_role(request: Request, actor: TokenActor, body: NewRole) -> JsonResponse:
     info = await _call(
         runtime(request).services.roles.create,
         actor,
@@ -244,19 +251,16 @@ async def create_role(request: Request) -> JsonResponse:
     return json_response({"role": info.to_dict()}, status=201)
 
 
-@router.get("/roles/{name}", summary="One role")
-async def get_role(request: Request, name: str) -> JsonResponse:
-    actor = await token_actor(request)
+@router.get("/roles/{name}", summary="One role", response_model=answers.RoleAnswer)
+async def get_role(request: Request, actor: TokenActor, name: str) -> JsonResponse:
     info = await _call(runtime(request).services.roles.get, actor, name)
     return json_response({"role": info.to_dict()})
 
 
-@router.patch(
-    "/roles/{name}", summary="Change a custom role", openapi_extra={"requestBody": REQUEST_BODY}
-)
-async def update_role(request: Request, name: str) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, RoleChange)
+@router.patch("/roles/{name}", summary="Change a custom role", response_model=answers.RoleAnswer)
+async def update_role(
+    request: Request, actor: TokenActor, name: str, body: RoleChange
+) -> JsonResponse:
     areas_given = "areas" in body.model_fields_set
     info = await _call(
         runtime(request).services.roles.update,
@@ -271,9 +275,10 @@ async def update_role(request: Request, name: str) -> JsonResponse:
     return json_response({"role": info.to_dict()})
 
 
-@router.delete("/roles/{name}", summary="Delete a custom role nobody holds")
-async def delete_role(request: Request, name: str) -> JsonResponse:
-    actor = await token_actor(request)
+@router.delete(
+    "/roles/{name}", summary="Delete a custom role nobody holds", response_model=answers.Deleted
+)
+async def delete_role(request: Request, actor: TokenActor, name: str) -> JsonResponse:
     await _call(runtime(request).services.roles.delete, actor, name)
     return json_response({"deleted": name})
 
@@ -281,16 +286,22 @@ async def delete_role(request: Request, name: str) -> JsonResponse:
 # --- collections ---------------------------------------------------------------------
 
 
-@router.get("/collections", summary="List collections with record counts")
-async def list_collections(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
+@router.get(
+    "/collections",
+    summary="List collections with record counts",
+    response_model=answers.CollectionsAnswer,
+)
+async def list_collections(request: Request, actor: TokenActor) -> JsonResponse:
     infos = await _call(runtime(request).services.collections.list, actor)
     return json_response({"collections": [i.to_dict() for i in infos]})
 
 
-@router.delete("/collections/{name}", summary="Delete a collection (irreversible)")
-async def delete_collection(request: Request, name: str) -> JsonResponse:
-    actor = await token_actor(request)
+@router.delete(
+    "/collections/{name}",
+    summary="Delete a collection (irreversible)",
+    response_model=answers.CollectionDeleted,
+)
+async def delete_collection(request: Request, actor: TokenActor, name: str) -> JsonResponse:
     removed = await _call(runtime(request).services.collections.delete, actor, name)
     return json_response({"deleted": name, "records": removed})
 
@@ -298,38 +309,48 @@ async def delete_collection(request: Request, name: str) -> JsonResponse:
 # --- change log ----------------------------------------------------------------------
 
 
-def _when(value: str | None, field: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(
-            f"{field} is an ISO 8601 date or time, like 2026-01-31 or 2026-01-31T12:00:00Z",
-            field=field,
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+Text = Annotated[str | None, BeforeValidator(optional_text)]
+Instant = Annotated[datetime | None, BeforeValidator(instant)]
+INSTANT_HELP = "ISO 8601, like 2026-01-31 or 2026-01-31T12:00:00Z (UTC unless an offset is given)"
 
 
-def _filters(request: Request) -> AuditFilter:
-    q = request.query_params
+def audit_filters(
+    user: Annotated[Text, Query(description="the acting user's email")] = None,
+    action: Annotated[Text, Query(description="an action, like admin:user:create")] = None,
+    target: Annotated[Text, Query(description="what the action was done to")] = None,
+    outcome: Annotated[Text, Query(description="success or denied")] = None,
+    since: Annotated[Instant, Query(description=f"events at or after; {INSTANT_HELP}")] = None,
+    until: Annotated[Instant, Query(description=f"events before; {INSTANT_HELP}")] = None,
+) -> AuditFilter:
     return AuditFilter(
-        user=q.get("user") or None,
-        action=q.get("action") or None,
-        target=q.get("target") or None,
-        outcome=q.get("outcome") or None,
-        since=_when(q.get("since"), "since"),
-        until=_when(q.get("until"), "until"),
+        user=user, action=action, target=target, outcome=outcome, since=since, until=until
     )
 
 
-@router.get("/audit", summary="Change log events, newest first, with filters and paging")
-async def list_audit(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
-    filters = _filters(request)
-    q = request.query_params
-    before = whole_number(q.get("before") or None, "before", low=1, high=SQL_INT_MAX)
-    limit = whole_number(q.get("limit") or None, "limit", low=1, high=MAX_PAGE, default=50)
+Filters = Annotated[AuditFilter, Depends(audit_filters)]
+DEFAULT_PAGE = 50
+
+
+@router.get(
+    "/audit",
+    summary="Change log events, newest first, with filters and paging",
+    response_model=answers.AuditPage,
+)
+async def list_audit(
+    request: Request,
+    actor: TokenActor,
+    filters: Filters,
+    before: Annotated[
+        int | None,
+        Query(ge=1, le=SQL_INT_MAX, description="the nextBefore of the previous page"),
+        BeforeValidator(whole_number_between(1, SQL_INT_MAX)),
+    ] = None,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=MAX_PAGE, description="events per page"),
+        BeforeValidator(whole_number_between(1, MAX_PAGE, DEFAULT_PAGE)),
+    ] = DEFAULT_PAGE,
+) -> JsonResponse:
     page = await _call(
         runtime(request).services.audit.query, actor, filters, before=before, limit=limit
     )
@@ -338,10 +359,14 @@ async def list_audit(request: Request) -> JsonResponse:
     )
 
 
-@router.get("/audit/export", summary="The change log as CSV (same filters), oldest first")
-async def export_audit(request: Request) -> StreamingResponse:
-    actor = await token_actor(request)
-    chunks = await _call(runtime(request).services.audit.export_csv, actor, _filters(request))
+@router.get(
+    "/audit/export",
+    summary="The change log as CSV (same filters), oldest first",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def export_audit(request: Request, actor: TokenActor, filters: Filters) -> StreamingResponse:
+    chunks = await _call(runtime(request).services.audit.export_csv, actor, filters)
     return StreamingResponse(
         iterate_in_threadpool(chunks),
         media_type="text/csv; charset=utf-8",

@@ -8,17 +8,24 @@ password, in the Command Center (Account, Change password).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter
-from pydantic import Field
+from fastapi import APIRouter, Query
+from pydantic import BeforeValidator, Field
 from starlette.requests import Request
 
 from searchgate.accounts.invitations import DEFAULT_LIFETIME, invitation_url
-from searchgate.api.deps import REQUEST_BODY, json_response, runtime
+from searchgate.api import answers
+from searchgate.api.bodies import JsonRoute
+from searchgate.api.deps import json_response, runtime
+from searchgate.api.errors import ERROR_RESPONSES
+from searchgate.api.query import flag
 from searchgate.api.responses import JsonResponse
-from searchgate.api.routes_admin import _body, _call, _Model, token_actor
+from searchgate.api.routes_admin import TokenActor, _call, _Model
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/api/v1/admin", tags=["admin"], route_class=JsonRoute, responses=ERROR_RESPONSES
+)
 DEFAULT_HOURS = int(DEFAULT_LIFETIME.total_seconds() // 3600)
 
 
@@ -38,22 +45,32 @@ class NewInvitation(_Model):
 @router.post(
     "/users/{user}/password",
     summary="Set someone's password; they change it at their next sign-in unless temporary=false",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.UserAnswer,
 )
-async def set_password(request: Request, user: str) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, NewPassword)
+async def set_password(
+    request: Request, actor: TokenActor, user: str, body: NewPassword
+) -> JsonResponse:
     users = runtime(request).services.users
     await _call(users.reset_password, actor, user, body.password, temporary=body.temporary)
     info = await _call(users.get, actor, user)
     return json_response({"user": info.to_dict()})
 
 
-@router.get("/invitations", summary="Invitations waiting to be accepted (all with ?all=true)")
-async def list_invitations(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
+@router.get(
+    "/invitations",
+    summary="Invitations waiting to be accepted (all with ?all=true)",
+    response_model=answers.InvitationsAnswer,
+)
+async def list_invitations(
+    request: Request,
+    actor: TokenActor,
+    show_all: Annotated[
+        bool,
+        Query(alias="all", description="true: accepted, expired and withdrawn ones too"),
+        BeforeValidator(flag),
+    ] = False,
+) -> JsonResponse:
     service = runtime(request).services.invitations
-    show_all = request.query_params.get("all", "").lower() == "true"
     infos = await _call(service.list, actor, include_inactive=show_all)
     now = service.clock()
     return json_response({"invitations": [i.to_dict(now) for i in infos]})
@@ -62,11 +79,12 @@ async def list_invitations(request: Request) -> JsonResponse:
 @router.post(
     "/invitations",
     summary="Invite a person by a one-time link (returned once)",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    status_code=201,
+    response_model=answers.CreatedInvitation,
 )
-async def create_invitation(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, NewInvitation)
+async def create_invitation(
+    request: Request, actor: TokenActor, body: NewInvitation
+) -> JsonResponse:
     service = runtime(request).services.invitations
     created = await _call(
         service.create,
@@ -86,9 +104,12 @@ async def create_invitation(request: Request) -> JsonResponse:
     )
 
 
-@router.delete("/invitations/{invitation}", summary="Withdraw a pending invitation")
-async def withdraw_invitation(request: Request, invitation: str) -> JsonResponse:
-    actor = await token_actor(request)
+@router.delete(
+    "/invitations/{invitation}",
+    summary="Withdraw a pending invitation",
+    response_model=answers.InvitationAnswer,
+)
+async def withdraw_invitation(request: Request, actor: TokenActor, invitation: str) -> JsonResponse:
     service = runtime(request).services.invitations
     info = await _call(service.revoke, actor, invitation)
     return json_response({"invitation": info.to_dict(service.clock())})

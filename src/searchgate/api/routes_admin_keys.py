@@ -11,37 +11,45 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     StrictStr,
-    ValidationError,
+    WithJsonSchema,
 )
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from searchgate.api.deps import REQUEST_BODY, json_body, json_response, runtime
+from searchgate.api import answers
+from searchgate.api.bodies import JsonRoute
+from searchgate.api.deps import json_response, runtime
+from searchgate.api.errors import ERROR_RESPONSES
+from searchgate.api.query import flag, whole_number_between
 from searchgate.api.responses import JsonResponse
-from searchgate.api.routes_admin import token_actor
+from searchgate.api.routes_admin import TokenActor
 from searchgate.audit import Action
 from searchgate.errors import InvalidInput
 from searchgate.keys.info import CreatedKey, KeyInfo
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import Scope
 from searchgate.keys.service import MAX_ROLL_DELAY, unknown_collection_warnings
-from searchgate.keys.usage import RETENTION_DAYS, UsageQueries
-from searchgate.params import whole_number
+from searchgate.keys.usage import RETENTION_DAYS
 from searchgate.permissions import Actor, Permission
 
-router = APIRouter(prefix="/api/v1/admin/keys", tags=["admin: client keys"])
+router = APIRouter(
+    prefix="/api/v1/admin/keys",
+    tags=["admin: client keys"],
+    route_class=JsonRoute,
+    responses=ERROR_RESPONSES,
+)
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
 # The action a refused read is recorded under (reads that succeed are not recorded).
 KEYS_LIST = Action.KEYS_LIST
@@ -53,36 +61,39 @@ async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
-async def _body(request: Request, model: type[M]) -> M:
-    raw = await json_body(request)
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or None
-        raise InvalidInput(f"{loc + ': ' if loc else ''}{err['msg']}", field=loc) from None
-
-
-async def _reader(request: Request) -> Actor:
+async def _reader(request: Request, actor: TokenActor) -> Actor:
     """The token's actor, once it is known to hold ``admin:keys:read``."""
-    actor = await token_actor(request)
     await _call(
         runtime(request).services.authorizer.authorize, actor, Permission.KEYS_READ, KEYS_LIST
     )
     return actor
 
 
+Reader = Annotated[Actor, Depends(_reader)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# Restrictions.from_dict validates these fields (one validator, its messages naming the
+# field); the schemas only describe them.
+STRINGS = {"type": "array", "items": {"type": "string"}}
+Names = Annotated[Any, WithJsonSchema({"anyOf": [STRINGS, {"type": "null"}]})]
+Instant = Annotated[
+    Any, WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]})
+]
+PerMinute = Annotated[
+    Any, WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]})
+]
+
+
 class _RestrictionFields(_Model):
-    # Left untyped here: Restrictions.from_dict validates them and names the field.
-    collections: Any = None
-    expires_at: Any = Field(default=None, alias="expiresAt")
-    ip_ranges: Any = Field(default=None, alias="ipRanges")
-    origins: Any = None
-    rate_limit_per_minute: Any = Field(default=None, alias="rateLimitPerMinute")
+    collections: Names = Field(default=None, description="null: every collection")
+    expires_at: Instant = Field(default=None, alias="expiresAt")
+    ip_ranges: Names = Field(default=None, alias="ipRanges", description="CIDR ranges")
+    origins: Names = Field(default=None, description="page origins, like https://shop.example")
+    rate_limit_per_minute: PerMinute = Field(default=None, alias="rateLimitPerMinute")
 
     def given(self) -> dict[str, Any]:
         """The restriction fields the body named, by their JSON names."""
@@ -107,7 +118,7 @@ class KeyChange(_RestrictionFields):
 
 class Expiry(_Model):
     # Required, and null cancels the expiry: a body without it is a mistake.
-    expires_at: Any = Field(alias="expiresAt")
+    expires_at: Instant = Field(alias="expiresAt")
 
 
 class Successor(_Model):
@@ -171,38 +182,56 @@ async def _warnings(request: Request, allowed: bool, names: frozenset[str] | Non
 # --- reading -------------------------------------------------------------------------
 
 
-@router.get("", summary="List client keys (never their secrets); ?all=true adds tombstones")
-async def list_keys(request: Request) -> JsonResponse:
-    await _reader(request)
+@router.get(
+    "",
+    summary="List client keys (never their secrets); ?all=true adds tombstones",
+    response_model=answers.KeysAnswer,
+)
+async def list_keys(
+    request: Request,
+    _: Reader,
+    include_deleted: Annotated[
+        bool,
+        Query(alias="all", description="true: deleted keys' tombstones too"),
+        BeforeValidator(flag),
+    ] = False,
+) -> JsonResponse:
     keys = runtime(request).services.keys
-    include_deleted = request.query_params.get("all", "").lower() in ("true", "1", "yes")
     infos = await _call(keys.list, include_deleted)
     now = keys.clock()
     return json_response({"keys": [i.to_dict(now) for i in infos]})
 
 
-@router.get("/{key}", summary="One client key, by id or name (tombstones too)")
-async def get_key(request: Request, key: str) -> JsonResponse:
-    await _reader(request)
+@router.get(
+    "/{key}",
+    summary="One client key, by id or name (tombstones too)",
+    response_model=answers.KeyAnswer,
+)
+async def get_key(request: Request, _: Reader, key: str) -> JsonResponse:
     info = await _call(runtime(request).services.keys.get, key, True)
     return _key_json(request, info)
 
 
-@router.get("/{key}/usage", summary="A key's systems and hourly request counts (?days=1..30)")
-async def key_usage(request: Request, key: str) -> JsonResponse:
-    await _reader(request)
-    days = whole_number(
-        request.query_params.get("days") or None,
-        "days",
-        low=1,
-        high=RETENTION_DAYS,
-        default=RETENTION_DAYS,
-    )
+@router.get(
+    "/{key}/usage",
+    summary="A key's systems and hourly request counts (?days=1..30)",
+    response_model=answers.UsageAnswer,
+)
+async def key_usage(
+    request: Request,
+    _: Reader,
+    key: str,
+    days: Annotated[
+        int,
+        Query(ge=1, le=RETENTION_DAYS, description="how many days back"),
+        BeforeValidator(whole_number_between(1, RETENTION_DAYS, RETENTION_DAYS)),
+    ] = RETENTION_DAYS,
+) -> JsonResponse:
     services = runtime(request).services
     info = await _call(services.keys.get, key, True)
     now = services.keys.clock()
     since = now - timedelta(days=days)
-    usage = UsageQueries(services.db, services.keys.clock)
+    usage = services.usage
     systems = await _call(usage.systems, info.id, since)
     hourly = await _call(usage.hourly, info.id, since)
     return json_response(
@@ -222,11 +251,9 @@ async def key_usage(request: Request, key: str) -> JsonResponse:
     "",
     summary="Create a client key: its secret is in this answer only",
     status_code=201,
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.CreatedKeyAnswer,
 )
-async def create_key(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, NewKey)
+async def create_key(request: Request, actor: TokenActor, body: NewKey) -> JsonResponse:
     scopes = parse_scopes(body.scopes)
     restrictions = Restrictions.from_dict(body.given())
     created = await _call(
@@ -246,11 +273,9 @@ async def create_key(request: Request) -> JsonResponse:
     "/new-primary",
     summary="Create a new primary key like the current one; the old keeps working",
     status_code=201,
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.CreatedKeyAnswer,
 )
-async def new_primary(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, Successor)
+async def new_primary(request: Request, actor: TokenActor, body: Successor) -> JsonResponse:
     created = await _call(runtime(request).services.keys.new_primary, actor, body.name)
     return _created(request, created)
 
@@ -259,11 +284,9 @@ async def new_primary(request: Request) -> JsonResponse:
     "/{key}/roll",
     summary="Replace a key by a copy; the old one expires after expiresInSeconds",
     status_code=201,
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.CreatedKeyAnswer,
 )
-async def roll_key(request: Request, key: str) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, Roll)
+async def roll_key(request: Request, actor: TokenActor, key: str, body: Roll) -> JsonResponse:
     if not 0 <= body.expires_in_seconds <= MAX_ROLL_DELAY.total_seconds():
         raise InvalidInput(
             f"expiresInSeconds is 0 to {int(MAX_ROLL_DELAY.total_seconds())} "
@@ -286,11 +309,11 @@ async def roll_key(request: Request, key: str) -> JsonResponse:
 @router.patch(
     "/{key}",
     summary="Rename a key or change its restrictions (never its scopes)",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.KeyAnswer,
 )
-async def update_key(request: Request, key: str) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, KeyChange)
+async def update_key(
+    request: Request, actor: TokenActor, key: str, body: KeyChange
+) -> JsonResponse:
     keys = runtime(request).services.keys
     changes = body.given()
     restrictions: Restrictions | None = None
@@ -310,11 +333,9 @@ async def update_key(request: Request, key: str) -> JsonResponse:
 @router.post(
     "/{key}/expiry",
     summary="Move or cancel (expiresAt: null) the time a key stops working",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.KeyAnswer,
 )
-async def set_expiry(request: Request, key: str) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, Expiry)
+async def set_expiry(request: Request, actor: TokenActor, key: str, body: Expiry) -> JsonResponse:
     at = Restrictions.from_dict({"expiresAt": body.expires_at}).expires_at
     info = await _call(runtime(request).services.keys.set_expiry, actor, key, at)
     return _key_json(request, info)
@@ -323,9 +344,9 @@ async def set_expiry(request: Request, key: str) -> JsonResponse:
 @router.post(
     "/{key}/make-primary",
     summary="Make an existing key the primary one (the previous primary starts retiring)",
+    response_model=answers.KeyAnswer,
 )
-async def make_primary(request: Request, key: str) -> JsonResponse:
-    actor = await token_actor(request)
+async def make_primary(request: Request, actor: TokenActor, key: str) -> JsonResponse:
     info = await _call(runtime(request).services.keys.make_primary, actor, key)
     return _key_json(request, info)
 
@@ -333,18 +354,20 @@ async def make_primary(request: Request, key: str) -> JsonResponse:
 @router.post(
     "/{key}/disable",
     summary="Disable a key now (reversible): it and its browser tokens stop working",
-    openapi_extra={"requestBody": {**REQUEST_BODY, "required": False}},
+    response_model=answers.KeyAnswer,
 )
-async def disable_key(request: Request, key: str) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, Disable)
-    info = await _call(runtime(request).services.keys.disable, actor, key, body.reason)
+async def disable_key(
+    request: Request, actor: TokenActor, key: str, body: Disable | None = None
+) -> JsonResponse:
+    reason = body.reason if body is not None else None
+    info = await _call(runtime(request).services.keys.disable, actor, key, reason)
     return _key_json(request, info)
 
 
-@router.post("/{key}/enable", summary="Enable a disabled key again")
-async def enable_key(request: Request, key: str) -> JsonResponse:
-    actor = await token_actor(request)
+@router.post(
+    "/{key}/enable", summary="Enable a disabled key again", response_model=answers.KeyAnswer
+)
+async def enable_key(request: Request, actor: TokenActor, key: str) -> JsonResponse:
     info = await _call(runtime(request).services.keys.enable, actor, key)
     return _key_json(request, info)
 
@@ -352,11 +375,9 @@ async def enable_key(request: Request, key: str) -> JsonResponse:
 @router.delete(
     "/{key}",
     summary="Delete a key (irreversible; a tombstone stays): type its name to confirm",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.KeyAnswer,
 )
-async def delete_key(request: Request, key: str) -> JsonResponse:
-    actor = await token_actor(request)
-    body = await _body(request, Deletion)
+async def delete_key(request: Request, actor: TokenActor, key: str, body: Deletion) -> JsonResponse:
     info = await _call(
         runtime(request).services.keys.delete, actor, key, body.confirm_name, body.force
     )

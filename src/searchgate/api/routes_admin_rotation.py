@@ -2,28 +2,39 @@
 the six steps, driven by ``searchgate rotate`` (or the console's wizard).
 
 Personal API tokens only, holding admin:keys:manage. The caller's permission is checked
-before the body is read, so that a refusal never depends on what was sent.
+(a dependency) before the body is validated, so that a refusal never depends on what
+was sent.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import Field
 from starlette.requests import Request
 
-from searchgate.api.deps import REQUEST_BODY, json_response, runtime
+from searchgate.api import answers
+from searchgate.api.bodies import JsonRoute
+from searchgate.api.deps import json_response, runtime
+from searchgate.api.errors import ERROR_RESPONSES
 from searchgate.api.responses import JsonResponse
-from searchgate.api.routes_admin import _body, _call, _Model, token_actor
+from searchgate.api.routes_admin import TokenActor, _call, _Model
 from searchgate.audit import Action
 from searchgate.clock import utc_now
 from searchgate.errors import InvalidInput
 from searchgate.keys.usage import SystemUse
+from searchgate.permissions import Actor
 from searchgate.rotation.common import Timing
-from searchgate.rotation.service import RotationInfo, RotationService, rotation_service
+from searchgate.rotation.service import RotationInfo, RotationService
 
-router = APIRouter(prefix="/api/v1/admin/rotations", tags=["admin: rotation"])
+router = APIRouter(
+    prefix="/api/v1/admin/rotations",
+    tags=["admin: rotation"],
+    route_class=JsonRoute,
+    responses=ERROR_RESPONSES,
+)
 
 
 class StoreRef(_Model):
@@ -67,11 +78,27 @@ class AbortBody(LeaseBody):
 
 
 def _service(request: Request) -> RotationService:
-    return rotation_service(runtime(request).services)
+    return runtime(request).services.rotations
+
+
+def allowed_to(action: Action) -> Any:
+    """The token's actor, once it may do ``action``: checked before the body is read, so
+    that a refusal never depends on what was sent."""
+
+    async def check(request: Request, actor: TokenActor) -> Actor:
+        await _call(_service(request).authorize, actor, action)
+        return actor
+
+    return Depends(check)
 
 
 def _rotation(info: RotationInfo) -> dict[str, Any]:
     return info.to_dict(utc_now())
+
+
+async def _answer(change: Callable[..., RotationInfo], *args: Any) -> JsonResponse:
+    """Call the service off the event loop; answer with the rotation it returns."""
+    return json_response({"rotation": _rotation(await _call(change, *args))})
 
 
 def _systems(uses: list[SystemUse]) -> list[dict[str, Any]]:
@@ -81,13 +108,14 @@ def _systems(uses: list[SystemUse]) -> list[dict[str, Any]]:
 @router.post(
     "",
     summary="Start a key rotation, or resume the unfinished one (same store)",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.StartedRotation,
 )
-async def start(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
+async def start(
+    request: Request,
+    actor: Annotated[Actor, allowed_to(Action.ROTATION_START)],
+    body: StartBody,
+) -> JsonResponse:
     svc = _service(request)
-    await _call(svc.authorize, actor, Action.ROTATION_START)
-    body = await _body(request, StartBody)
     timing = Timing.from_dict(body.options.model_dump(by_alias=True, exclude_none=True))
     started = await _call(
         svc.start,
@@ -112,9 +140,9 @@ async def start(request: Request) -> JsonResponse:
 @router.get(
     "/current",
     summary="The unfinished rotation (or null), the primary key and the last finished rotation",
+    response_model=answers.RotationOverview,
 )
-async def current(request: Request) -> JsonResponse:
-    actor = await token_actor(request)
+async def current(request: Request, actor: TokenActor) -> JsonResponse:
     overview = await _call(_service(request).overview, actor)
     now = utc_now()
     primary = overview.primary
@@ -130,19 +158,19 @@ async def current(request: Request) -> JsonResponse:
     )
 
 
-@router.get("/{rotation_id}", summary="One rotation, finished or not")
-async def get_rotation(request: Request, rotation_id: str) -> JsonResponse:
-    actor = await token_actor(request)
-    info = await _call(_service(request).get, actor, rotation_id)
-    return json_response({"rotation": _rotation(info)})
+@router.get(
+    "/{rotation_id}", summary="One rotation, finished or not", response_model=answers.RotationAnswer
+)
+async def get_rotation(request: Request, actor: TokenActor, rotation_id: str) -> JsonResponse:
+    return await _answer(_service(request).get, actor, rotation_id)
 
 
 @router.get(
     "/{rotation_id}/traffic",
     summary="Systems seen on the old key (since the quiet period before the start) and the new",
+    response_model=answers.Traffic,
 )
-async def traffic(request: Request, rotation_id: str) -> JsonResponse:
-    actor = await token_actor(request)
+async def traffic(request: Request, actor: TokenActor, rotation_id: str) -> JsonResponse:
     seen = await _call(_service(request).traffic, actor, rotation_id)
     return json_response(
         {
@@ -157,13 +185,16 @@ async def traffic(request: Request, rotation_id: str) -> JsonResponse:
 @router.post(
     "/{rotation_id}/create-key",
     summary="Step 2: create the new primary key (its secret is in this answer only)",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    status_code=201,
+    response_model=answers.RotationKey,
 )
-async def create_key(request: Request, rotation_id: str) -> JsonResponse:
-    actor = await token_actor(request)
+async def create_key(
+    request: Request,
+    actor: Annotated[Actor, allowed_to(Action.ROTATION_STEP)],
+    rotation_id: str,
+    body: CreateKeyBody,
+) -> JsonResponse:
     svc = _service(request)
-    await _call(svc.authorize, actor, Action.ROTATION_STEP)
-    body = await _body(request, CreateKeyBody)
     info, created = await _call(svc.create_key, actor, rotation_id, body.lease, body.replace_unused)
     return json_response(
         {
@@ -178,49 +209,54 @@ async def create_key(request: Request, rotation_id: str) -> JsonResponse:
 @router.post(
     "/{rotation_id}/steps",
     summary="Record a completed step with what it found (or, with 'error', a failed one)",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.RotationAnswer,
 )
-async def record_step(request: Request, rotation_id: str) -> JsonResponse:
-    actor = await token_actor(request)
+async def record_step(
+    request: Request,
+    actor: Annotated[Actor, allowed_to(Action.ROTATION_STEP)],
+    rotation_id: str,
+    body: StepBody,
+) -> JsonResponse:
     svc = _service(request)
-    await _call(svc.authorize, actor, Action.ROTATION_STEP)
-    body = await _body(request, StepBody)
     if body.error is not None and body.data is not None:
         raise InvalidInput("send data (a step done) or error (a step failed), not both")
     if body.error is not None:
-        info = await _call(svc.fail_step, actor, rotation_id, body.lease, body.step, body.error)
-    else:
-        info = await _call(
-            svc.complete_step, actor, rotation_id, body.lease, body.step, body.data or {}
-        )
-    return json_response({"rotation": _rotation(info)})
+        return await _answer(svc.fail_step, actor, rotation_id, body.lease, body.step, body.error)
+    return await _answer(
+        svc.complete_step, actor, rotation_id, body.lease, body.step, body.data or {}
+    )
 
 
 @router.post(
     "/{rotation_id}/abort",
     summary="Roll back: the old key primary and enabled again, the new key deleted",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.RotationAnswer,
 )
-async def abort(request: Request, rotation_id: str) -> JsonResponse:
-    actor = await token_actor(request)
-    svc = _service(request)
-    await _call(svc.authorize, actor, Action.ROTATION_ABORT)
-    body = await _body(request, AbortBody)
-    info = await _call(
-        svc.abort, actor, rotation_id, body.lease, body.reason, body.store_version_restored
+async def abort(
+    request: Request,
+    actor: Annotated[Actor, allowed_to(Action.ROTATION_ABORT)],
+    rotation_id: str,
+    body: AbortBody,
+) -> JsonResponse:
+    return await _answer(
+        _service(request).abort,
+        actor,
+        rotation_id,
+        body.lease,
+        body.reason,
+        body.store_version_restored,
     )
-    return json_response({"rotation": _rotation(info)})
 
 
 @router.post(
     "/{rotation_id}/finish",
     summary="Close a rotation whose six steps are done (releases the lock)",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    response_model=answers.RotationAnswer,
 )
-async def finish(request: Request, rotation_id: str) -> JsonResponse:
-    actor = await token_actor(request)
-    svc = _service(request)
-    await _call(svc.authorize, actor, Action.ROTATION_FINISH)
-    body = await _body(request, LeaseBody)
-    info = await _call(svc.finish, actor, rotation_id, body.lease)
-    return json_response({"rotation": _rotation(info)})
+async def finish(
+    request: Request,
+    actor: Annotated[Actor, allowed_to(Action.ROTATION_FINISH)],
+    rotation_id: str,
+    body: LeaseBody,
+) -> JsonResponse:
+    return await _answer(_service(request).finish, actor, rotation_id, body.lease)

@@ -2,22 +2,65 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from searchgate.api import answers
 from searchgate.api.auth import Caller, authenticate, presented_key
-from searchgate.api.deps import REQUEST_BODY, body_client_key, json_body, json_response, runtime
+from searchgate.api.bodies import documented_body, inline_schema
+from searchgate.api.deps import body_client_key, json_body, json_response, runtime
+from searchgate.api.errors import ERROR_RESPONSES
 from searchgate.api.responses import JsonResponse
 from searchgate.catalog.ingest import parse_records, sniff_format
 from searchgate.catalog.service import WriteResult, parse_settings
+from searchgate.catalog.settings import CollectionSettings
 from searchgate.errors import InvalidInput, NotFound, Unavailable
 from searchgate.keys.scopes import Scope
 from searchgate.runtime import Runtime
 
-router = APIRouter(tags=["collections"])
+router = APIRouter(tags=["collections"], responses=ERROR_RESPONSES)
+
+# The bodies below keep their own readers: the protocol's shapes (an object or its
+# wrapper, a list or its wrapper, NDJSON) are told apart before anything is validated,
+# records stream through the ingest parser, and settings errors are the catalog's. These
+# models only describe them in /openapi.json.
+CLIENT_KEY = "the client key, when no header carries one (the protocol's way)"
+
+
+class SettingsWithKey(CollectionSettings):
+    client_key: str | None = Field(default=None, alias="clientKey", description=CLIENT_KEY)
+
+
+class WrappedSettings(BaseModel):
+    settings: CollectionSettings
+    client_key: str | None = Field(default=None, alias="clientKey", description=CLIENT_KEY)
+
+
+Record = Annotated[
+    dict[str, Any], Field(description="a record: its id field (idField) and any others")
+]
+
+
+class WrappedRecords(BaseModel):
+    records: list[Record]
+    client_key: str | None = Field(default=None, alias="clientKey", description=CLIENT_KEY)
+
+
+RecordId = Annotated[str | int, Field(description="a record id")]
+
+
+class WrappedIds(BaseModel):
+    ids: list[RecordId]
+    client_key: str | None = Field(default=None, alias="clientKey", description=CLIENT_KEY)
+
+
+NDJSON = {"type": "string", "description": "NDJSON: one record object per line"}
+RECORDS_BODY = documented_body(inline_schema(list[Record] | WrappedRecords))
+RECORDS_BODY["requestBody"]["content"]["application/x-ndjson"] = {"schema": NDJSON}
 
 
 def write_summary(result: WriteResult, searchable: bool | None) -> dict[str, Any]:
@@ -62,7 +105,11 @@ def body_caller(request: Request, scope: Scope, collection: str, body: Any) -> C
     )
 
 
-@router.get("/api/v1/collections", summary="List collections with record counts")
+@router.get(
+    "/api/v1/collections",
+    summary="List collections with record counts",
+    response_model=answers.CollectionsAnswer,
+)
 async def list_collections(request: Request) -> JsonResponse:
     rt = runtime(request)
     caller = authenticate(rt.services.keys, request, Scope.SEARCH)
@@ -72,7 +119,11 @@ async def list_collections(request: Request) -> JsonResponse:
     return json_response({"collections": [i.to_dict() for i in visible]})
 
 
-@router.get("/api/v1/collections/{name}", summary="A collection's settings and record count")
+@router.get(
+    "/api/v1/collections/{name}",
+    summary="A collection's settings and record count",
+    response_model=answers.Collection,
+)
 async def get_collection(request: Request, name: str) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.SEARCH, collection=name)
@@ -83,7 +134,8 @@ async def get_collection(request: Request, name: str) -> JsonResponse:
 @router.put(
     "/api/v1/collections/{name}",
     summary="Create a collection or replace its settings (the index is rebuilt)",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    openapi_extra=documented_body(inline_schema(SettingsWithKey | WrappedSettings)),
+    response_model=answers.CollectionWritten,
 )
 async def put_collection(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
@@ -109,6 +161,7 @@ async def put_collection(request: Request, name: str, wait: bool = False) -> Jso
 @router.delete(
     "/api/v1/collections/{name}",
     summary="Delete a collection with its records, index and settings (irreversible)",
+    response_model=answers.CollectionGone,
 )
 async def delete_collection(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)
@@ -127,7 +180,8 @@ async def delete_collection(request: Request, name: str, wait: bool = False) -> 
 @router.post(
     "/api/v1/collections/{name}/records",
     summary="Upsert records (JSON array or NDJSON); mode=replace swaps the whole catalog",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    openapi_extra=RECORDS_BODY,
+    response_model=answers.WriteSummary,
 )
 async def write_records(
     request: Request,
@@ -165,7 +219,11 @@ async def write_records(
 
 
 # ``:path`` so that ids holding a slash (SKUs like "AB/12") can be addressed too.
-@router.get("/api/v1/collections/{name}/records/{record_id:path}", summary="One record by id")
+@router.get(
+    "/api/v1/collections/{name}/records/{record_id:path}",
+    summary="One record by id",
+    response_model=Record,
+)
 async def get_record(request: Request, name: str, record_id: str) -> JsonResponse:
     rt = runtime(request)
     authenticate(rt.services.keys, request, Scope.SEARCH, collection=name)
@@ -173,7 +231,11 @@ async def get_record(request: Request, name: str, record_id: str) -> JsonRespons
     return json_response(record)
 
 
-@router.delete("/api/v1/collections/{name}/records/{record_id:path}", summary="Delete one record")
+@router.delete(
+    "/api/v1/collections/{name}/records/{record_id:path}",
+    summary="Delete one record",
+    response_model=answers.WriteSummary,
+)
 async def delete_record(
     request: Request, name: str, record_id: str, wait: bool = False
 ) -> JsonResponse:
@@ -191,7 +253,8 @@ async def delete_record(
 @router.post(
     "/api/v1/collections/{name}/records/delete",
     summary="Delete records by id",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    openapi_extra=documented_body(inline_schema(list[RecordId] | WrappedIds)),
+    response_model=answers.WriteSummary,
 )
 async def delete_records(request: Request, name: str, wait: bool = False) -> JsonResponse:
     rt = runtime(request)

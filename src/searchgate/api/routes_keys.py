@@ -17,16 +17,20 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from searchgate.api import answers
 from searchgate.api.auth import authenticate
-from searchgate.api.deps import REQUEST_BODY, check_nesting, json_response, runtime
+from searchgate.api.bodies import documented_body, inline_schema
+from searchgate.api.deps import check_nesting, json_response, runtime
+from searchgate.api.errors import ERROR_RESPONSES
 from searchgate.api.responses import JsonResponse
 from searchgate.errors import InvalidInput, NotFound, PayloadTooLarge
-from searchgate.keys.format import check_key_format
+from searchgate_client.keyformat import check_key_format
 
-router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/api/v1/keys", tags=["keys"], responses=ERROR_RESPONSES)
 
 # A report is {"key": "sgk_..."} (48 characters of key): anything much larger is not one.
 MAX_REPORT_BYTES = 1024
@@ -37,7 +41,18 @@ class UnknownKey(NotFound):
     code = "unknown_key"
 
 
-@router.get("/self", summary="The client key (or browser token) this request uses")
+class LeakReport(BaseModel):
+    """Documents the body only: it is read by ``_small_body`` and ``_reported_key``, which
+    stop at MAX_REPORT_BYTES before reading on and never quote what was sent."""
+
+    key: str = Field(description="the leaked client key, sgk_...", max_length=MAX_REPORT_BYTES)
+
+
+@router.get(
+    "/self",
+    summary="The client key (or browser token) this request uses",
+    response_model=answers.KeySelf,
+)
 async def key_self(request: Request) -> JsonResponse:
     rt = runtime(request)
     caller = authenticate(rt.services.keys, request, None)
@@ -109,7 +124,8 @@ def _reported_key(raw: bytes) -> str:
 @router.post(
     "/revoke",
     summary="Report a leaked client key: it is disabled at once (public)",
-    openapi_extra={"requestBody": REQUEST_BODY},
+    openapi_extra=documented_body(inline_schema(LeakReport)),
+    response_model=answers.Revoked,
 )
 async def revoke(request: Request) -> JsonResponse:
     presented = _reported_key(await _small_body(request))

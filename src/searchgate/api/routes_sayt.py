@@ -20,13 +20,14 @@ from starlette.responses import Response
 
 from searchgate.api.auth import authenticate, presented_key
 from searchgate.api.deps import runtime
-from searchgate.api.errors import AuthError
+from searchgate.api.errors import ERROR_RESPONSES, AuthError
+from searchgate.api.routing import RequestRoute
 from searchgate.errors import InvalidInput
 from searchgate.keys.scopes import Scope
 from searchgate.params import whole_number
 from searchgate.search.sayt import MAX_ITEMS, SaytRequest
 
-router = APIRouter(tags=["sayt"])
+router = APIRouter(tags=["sayt"], route_class=RequestRoute, responses=ERROR_RESPONSES)
 CALLBACK = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\.[A-Za-z_$][A-Za-z0-9_$]{0,63}){0,4}$")
 # What the framework accepted for a boolean query parameter, kept as it was.
 TRUE = frozenset({"1", "true", "on", "yes", "t", "y"})

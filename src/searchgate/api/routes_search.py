@@ -9,15 +9,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from searchgate.api.auth import Caller, authenticate
+from searchgate.api.bodies import inline_schema
 from searchgate.api.deps import body_client_key, json_body, json_response, runtime
+from searchgate.api.errors import ERROR_RESPONSES
 from searchgate.api.responses import JsonResponse
+from searchgate.api.routing import RequestRoute
 from searchgate.errors import InvalidInput
 from searchgate.keys.scopes import Scope
 from searchgate.runtime import Runtime
 from searchgate.search.prefilter import parse_prefilter
 from searchgate.search.request import SearchRequest, parse_search_request
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=RequestRoute, responses=ERROR_RESPONSES)
 
 
 def collection_of(body: Any) -> str:
@@ -43,7 +46,7 @@ def with_forced_filter(rt: Runtime, req: SearchRequest, caller: Caller) -> Searc
     return req
 
 
-SEARCH_SCHEMA = SearchRequest.model_json_schema(by_alias=True)
+SEARCH_SCHEMA = inline_schema(SearchRequest)
 
 
 @router.post(

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from searchgate.api import answers
 from searchgate.api.auth import authenticate
 from searchgate.api.deps import json_response, runtime
+from searchgate.api.errors import ERROR_RESPONSES
+from searchgate.api.query import flag
 from searchgate.api.responses import JsonResponse
 from searchgate.api.routes_collections import wait_if_asked, write_summary
 from searchgate.catalog.ingest import parse_records, sniff_format
 from searchgate.errors import InvalidInput
 from searchgate.keys.scopes import Scope
 
-router = APIRouter(tags=["upload"])
+router = APIRouter(tags=["upload"], responses=ERROR_RESPONSES)
 
 CONFIG_KEYS = {"clientKey", "collection", "failOnFirstError", "mode", "format", "wait", "system"}
 TRUE = {"true", "1", "yes", "on"}
@@ -69,8 +75,16 @@ async def _part(form_value: UploadFile | str | None) -> tuple[bytes, str | None]
             },
         }
     },
+    response_model=answers.UploadSummary,
 )
-async def upload_stream(request: Request) -> JsonResponse:
+async def upload_stream(
+    request: Request,
+    wait: Annotated[
+        bool,
+        Query(description="true: answer once the records are searchable (or 'wait' in config)"),
+        BeforeValidator(flag),
+    ] = False,
+) -> JsonResponse:
     rt = runtime(request)
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
@@ -120,8 +134,7 @@ async def upload_stream(request: Request) -> JsonResponse:
             actor=caller.actor,
         )
     )
-    wait = config.get("wait", "").lower() in TRUE or request.query_params.get("wait") == "true"
-    searchable = await wait_if_asked(rt, result.seq, wait)
+    searchable = await wait_if_asked(rt, result.seq, wait or config.get("wait", "").lower() in TRUE)
     body = write_summary(result, searchable)
     body["status"] = "OK"
     body["recordCount"] = result.upserted

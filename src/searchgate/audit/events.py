@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.sql import Select
 from searchgate.audit.encoding import csv_cell, encode_field
 from searchgate.audit.models import AuditEventRow
 from searchgate.clock import aware
+from searchgate.errors import InvalidInput
 
 CSV_COLUMNS = (
     "seq",
@@ -128,6 +130,9 @@ def event_of(row: AuditEventRow) -> AuditEvent:
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """All given conditions must hold. ``user``: a user id or email (exact).
@@ -139,6 +144,13 @@ class AuditFilter:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # Nothing recorded holds one, and PostgreSQL refuses a NUL in any text it is sent.
+        for name in ("user", "action", "target", "outcome"):
+            value = getattr(self, name)
+            if value is not None and _CONTROL.search(value):
+                raise InvalidInput(f"{name}: a filter holds no control characters", field=name)
 
     def apply(self, q: Select[Any]) -> Select[Any]:
         if self.user:

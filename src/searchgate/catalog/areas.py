@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -58,10 +57,7 @@ class AreaService:
         if cached is not None and cached[0] > now:
             return cached[1]
         with self.db.read() as s:
-            areas = {
-                r.name: Area(r.name, orjson.loads(r.site_params_json))
-                for r in s.scalars(select(AreaRow))
-            }
+            areas = {r.name: Area(r.name, r.site_params) for r in s.scalars(select(AreaRow))}
         with self._lock:
             self._cache = (now + self.cache_seconds, areas)
         return areas
@@ -96,7 +92,7 @@ class AreaService:
             s.add(
                 AreaRow(
                     name=name,
-                    site_params_json=orjson.dumps(params).decode(),
+                    site_params=params,
                     created_at=datetime.now(UTC),
                 )
             )
@@ -113,8 +109,8 @@ class AreaService:
             row = s.get(AreaRow, name)
             if row is None:
                 raise NotFound(f"area {name!r} does not exist", field="name")
-            before = orjson.loads(row.site_params_json)
-            row.site_params_json = orjson.dumps(params).decode()
+            before = row.site_params
+            row.site_params = params
             # Keys only: site parameter values are the merchant's data, not the log's.
             audit.record(
                 s,
@@ -143,10 +139,10 @@ class AreaService:
                 raise NotFound(f"area {name!r} does not exist", field="name")
             if s.get(AreaRow, new_name) is not None:
                 raise Conflict(f"area {new_name!r} exists already", field="new_name")
-            params = row.site_params_json
+            params = row.site_params
             s.delete(row)
             s.flush()
-            s.add(AreaRow(name=new_name, site_params_json=params, created_at=row.created_at))
+            s.add(AreaRow(name=new_name, site_params=params, created_at=row.created_at))
             if self.on_rename is not None:
                 self.on_rename(s, name, new_name)
             audit.record(
@@ -157,7 +153,7 @@ class AreaService:
                 details={"from": name, "to": new_name},
             )
         self._cache = None
-        return Area(new_name, orjson.loads(params))
+        return Area(new_name, params)
 
     def delete(self, actor: Actor, name: str) -> None:
         audit = self._log(actor, Action.AREA_DELETE, name)

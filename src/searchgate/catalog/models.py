@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from searchgate.db import Base
+from searchgate.db import Base, JsonText
 
 
 class CollectionRow(Base):
@@ -56,7 +57,9 @@ class AreaRow(Base):
     __tablename__ = "areas"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    site_params_json: Mapped[str] = mapped_column(Text, default="[]")
+    site_params: Mapped[list[dict[str, Any]]] = mapped_column(
+        "site_params_json", JsonText, default=lambda: []
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

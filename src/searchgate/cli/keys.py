@@ -51,19 +51,19 @@ from searchgate.cli.keys_input import (
 from searchgate.cli.users import cli_actor
 from searchgate.durations import parse_duration
 from searchgate.errors import Conflict, Forbidden, InvalidInput, NotFound, SearchgateError
-from searchgate.keys.browser_tokens import (
+from searchgate.keys.info import CreatedKey, KeyInfo
+from searchgate.keys.restrictions import Restrictions
+from searchgate.keys.scopes import ALL_SCOPES, SCOPE_HELP
+from searchgate.keys.service import KeyInUse, UnknownCollection, unknown_collection_warnings
+from searchgate.keys.usage import RETENTION_DAYS
+from searchgate.runtime import Services, build_services
+from searchgate_client.browser_tokens import (
     MAX_TTL_TEXT,
     derive_browser_token,
     derive_keypair,
     verify_browser_token,
 )
-from searchgate.keys.format import check_key_format
-from searchgate.keys.info import CreatedKey, KeyInfo
-from searchgate.keys.restrictions import Restrictions
-from searchgate.keys.scopes import ALL_SCOPES, SCOPE_HELP
-from searchgate.keys.service import KeyInUse, UnknownCollection, unknown_collection_warnings
-from searchgate.keys.usage import RETENTION_DAYS, UsageQueries
-from searchgate.runtime import Services, build_services
+from searchgate_client.keyformat import check_key_format
 
 app = typer.Typer(
     help="Manage client keys (the secret is shown once, at creation).", no_args_is_help=True
@@ -331,7 +331,7 @@ def show(key: str = KeyArg, data_dir: Path | None = DataDir, as_json: bool = Jso
     with _services(data_dir, as_json) as services:
         info = services.keys.get(key, include_deleted=True)
         now = services.keys.clock()
-        usage = UsageQueries(services.db, services.keys.clock)
+        usage = services.usage
         systems = usage.systems(info.id, now - timedelta(days=RETENTION_DAYS))
     if as_json:
         emit_json({"key": info.to_dict(now), "systems": [u.to_dict() for u in systems]})
@@ -374,7 +374,7 @@ def usage(
         info = services.keys.get(key, include_deleted=True)
         now = services.keys.clock()
         since = now - timedelta(days=days)
-        queries = UsageQueries(services.db, services.keys.clock)
+        queries = services.usage
         systems = queries.systems(info.id, since)
         hourly = queries.hourly(info.id, since)
         daily = queries.daily_by_system(info.id, days)

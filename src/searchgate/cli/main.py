@@ -42,7 +42,6 @@ from searchgate.keys.scopes import ALL_SCOPES
 from searchgate.migrations import upgrade
 from searchgate.permissions import Actor
 from searchgate.runtime import Services, build_services
-from searchgate.search.querylog import QueryLog
 from searchgate.secretstores import SecretVersion, StoreNotFound, open_store
 
 app = typer.Typer(
@@ -87,7 +86,7 @@ def load_demo(services: Services, count: int, collection: str = "default") -> in
         if batch:
             written += catalog.write_records(collection, batch).upserted
             progress.advance(task, len(batch))
-    QueryLog(services.db).add_counts(collection, DEMO_QUERIES)
+    services.query_log.add_counts(collection, DEMO_QUERIES)
     return written
 
 

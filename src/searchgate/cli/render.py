@@ -22,8 +22,8 @@ from rich.markup import escape
 from searchgate.cli.common import console
 from searchgate.durations import format_duration, parse_duration
 from searchgate.errors import SearchgateError
-from searchgate.keys.browser_tokens import derive_browser_token
 from searchgate.secretstores import SecretStore, StoreError, StoreNotFound
+from searchgate_client.browser_tokens import derive_browser_token
 
 # A watch reads the store at most this often, and after failures backs off to at most
 # one read per cap: a store that is down is not hammered by every host that renders.

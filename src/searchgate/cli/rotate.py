@@ -31,8 +31,10 @@ from searchgate.rotation.common import Timing
 from searchgate.rotation.events import (
     EXIT_ERROR,
     EXIT_STORE,
+    EventKind,
     RotationEvent,
     RotationStopped,
+    RunOutcome,
     RunResult,
 )
 from searchgate.rotation.http_backend import HttpBackend
@@ -64,7 +66,7 @@ class Reporter:
             sys.stderr.write(json.dumps(event.to_dict(), default=str) + "\n")
             sys.stderr.flush()
             return
-        if event.kind == "waiting":
+        if event.kind == EventKind.WAITING:
             if self.live is None:
                 self.live = Live(console=console, refresh_per_second=4, transient=True)
                 self.live.start()
@@ -72,10 +74,10 @@ class Reporter:
             return
         self.stop()
         style = {
-            "step": "[bold]▶[/bold] ",
-            "step-done": "[green]✓[/green] ",
-            "warning": "[yellow]![/yellow] ",
-            "plan": "  · ",
+            EventKind.STEP: "[bold]▶[/bold] ",
+            EventKind.STEP_DONE: "[green]✓[/green] ",
+            EventKind.WARNING: "[yellow]![/yellow] ",
+            EventKind.PLAN: "  · ",
         }.get(event.kind, "  ")
         console.print(style + escape(event.message), highlight=False)
 
@@ -241,7 +243,7 @@ def _report(result: RunResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
         return
-    colour = "green" if result.outcome in ("finished", "aborted") else "cyan"
+    colour = "green" if result.outcome in (RunOutcome.FINISHED, RunOutcome.ABORTED) else "cyan"
     console.print(
         f"[{colour}]{result.outcome}[/{colour}]: {escape(result.message)}", highlight=False
     )

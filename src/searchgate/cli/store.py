@@ -30,8 +30,8 @@ from searchgate.cli.render import (
     run_command,
     watch_store,
 )
-from searchgate.keys.format import check_key_format
 from searchgate.secretstores import KINDS, SecretStore, StoreError, StoreNotFound, open_store
+from searchgate_client.keyformat import check_key_format
 
 app = typer.Typer(
     help="Read the client key from its secret store, or render config files with it.",

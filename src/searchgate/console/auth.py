@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from searchgate.audit import Action, Outcome
-from searchgate.clock import utc_now
 from searchgate.errors import SearchgateError, TooManyAttempts, Unauthenticated
 from searchgate.permissions import Actor, Permission
 from searchgate.runtime import Runtime
@@ -187,7 +186,9 @@ def reauthenticate(ctx: Ctx, value: str) -> None:
             "That password or code is not correct" if exc.field else exc.message.capitalize()
         )
         return
-    actor = dataclasses.replace(principal.actor, reauthenticated_at=utc_now())
+    # The services' clock, the one the authorizer judges the window by.
+    now = ctx.rt.services.authorizer.clock()
+    actor = dataclasses.replace(principal.actor, reauthenticated_at=now)
     ctx.principal = dataclasses.replace(principal, actor=actor)
 
 
@@ -195,7 +196,7 @@ def recently_reauthenticated(ctx: Ctx) -> bool:
     principal = ctx.principal
     if principal is None:
         return False
-    return principal.actor.reauthenticated_within(ctx.rt.services.authorizer.reauth_window)
+    return ctx.rt.services.authorizer.reauthenticated(principal.actor)
 
 
 def flash_value(request: Request) -> str | None:

@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from searchgate.config import Settings
-from searchgate.console.rotation_jobs import NEEDED
 from searchgate.keys.info import KeyInfo
 from searchgate.keys.service import KeyService
 from searchgate.keys.usage import SystemUse
 from searchgate.permissions import Actor
 from searchgate.rotation.common import STEP_TITLES, STEPS, UNFINISHED
+from searchgate.rotation.jobs import NEEDED
 from searchgate.rotation.service import Overview, RotationInfo, Traffic
 from searchgate.rotation.waits import MARGIN
 from searchgate.secretstores import SecretStore, StoreError, StoreNotFound, open_store

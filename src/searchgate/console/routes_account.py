@@ -9,9 +9,11 @@ from markupsafe import Markup
 from starlette.responses import Response
 
 from searchgate.console.forms import Errors, errors_of, sentence
-from searchgate.console.web import PASSWORD_PAGE, SIGNED_IN, Ctx, page
+from searchgate.console.web import PASSWORD_PAGE, SIGNED_IN, Ctx, PageRoutes
 from searchgate.errors import SearchgateError, TooManyAttempts
 from searchgate.permissions import GRANTABLE_BY, CredentialKind
+
+routes = PageRoutes()
 
 TOKEN_LIFETIMES = (("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"))
 TOKEN_FIELDS = {"name": "name", "permissions": "permissions", "expires_in": "expires_in"}
@@ -51,12 +53,12 @@ def _account_page(
     )
 
 
-@page("GET", "/account", SIGNED_IN, name="account")
+@routes.page("GET", "/account", SIGNED_IN, name="account")
 def account(ctx: Ctx) -> Response:
     return _account_page(ctx, {})
 
 
-@page("POST", "/account/tokens", SIGNED_IN, name="token_create")
+@routes.page("POST", "/account/tokens", SIGNED_IN, name="token_create")
 def create_token(ctx: Ctx) -> Response:
     name = ctx.field("name").strip()
     days = ctx.field("expires", "90")
@@ -76,13 +78,13 @@ def create_token(ctx: Ctx) -> Response:
     return ctx.render("token_created.html", title="Token created", created=created)
 
 
-@page("POST", "/account/tokens/{token_id}/revoke", SIGNED_IN, name="token_revoke")
+@routes.page("POST", "/account/tokens/{token_id}/revoke", SIGNED_IN, name="token_revoke")
 def revoke_token(ctx: Ctx) -> Response:
     info = ctx.rt.services.tokens.revoke(ctx.me.actor, ctx.param("token_id"))
     return ctx.redirect("/account", f"Token {info.name} was revoked.")
 
 
-@page("POST", "/account/sessions/{session_id}/end", SIGNED_IN, name="session_end")
+@routes.page("POST", "/account/sessions/{session_id}/end", SIGNED_IN, name="session_end")
 def end_session(ctx: Ctx) -> Response:
     ctx.rt.services.sessions.end(ctx.me.actor, ctx.param("session_id"))
     return ctx.redirect("/account", "The session was ended.")
@@ -103,7 +105,7 @@ def _password_page(ctx: Ctx, errors: Errors, status: int = 400) -> Response:
     )
 
 
-@page(
+@routes.page(
     "GET",
     PASSWORD_PAGE,
     SIGNED_IN,
@@ -115,7 +117,7 @@ def password_form(ctx: Ctx) -> Response:
     return _password_page(ctx, {})
 
 
-@page(
+@routes.page(
     "POST",
     PASSWORD_PAGE,
     SIGNED_IN,
@@ -164,7 +166,7 @@ def _mfa_page(ctx: Ctx, errors: Errors) -> Response:
     )
 
 
-@page("GET", "/account/mfa", SIGNED_IN, name="mfa", during_enrolment=True)
+@routes.page("GET", "/account/mfa", SIGNED_IN, name="mfa", during_enrolment=True)
 def mfa(ctx: Ctx) -> Response:
     return _mfa_page(ctx, {})
 
@@ -181,7 +183,7 @@ def _enrol_page(ctx: Ctx, secret: str, uri: str, errors: Errors) -> Response:
     )
 
 
-@page("POST", "/account/mfa/begin", SIGNED_IN, name="mfa_begin", during_enrolment=True)
+@routes.page("POST", "/account/mfa/begin", SIGNED_IN, name="mfa_begin", during_enrolment=True)
 def mfa_begin(ctx: Ctx) -> Response:
     try:
         enrolment = ctx.rt.services.mfa.begin_enrolment(ctx.me.actor)
@@ -190,7 +192,7 @@ def mfa_begin(ctx: Ctx) -> Response:
     return _enrol_page(ctx, enrolment.secret, enrolment.provisioning_uri, {})
 
 
-@page("POST", "/account/mfa/confirm", SIGNED_IN, name="mfa_confirm", during_enrolment=True)
+@routes.page("POST", "/account/mfa/confirm", SIGNED_IN, name="mfa_confirm", during_enrolment=True)
 def mfa_confirm(ctx: Ctx) -> Response:
     code = ctx.field("code").strip()
     try:
@@ -205,7 +207,7 @@ def mfa_confirm(ctx: Ctx) -> Response:
     return ctx.render("recovery_codes.html", title="Recovery codes", codes=codes, fresh=True)
 
 
-@page("POST", "/account/mfa/recovery-codes", SIGNED_IN, name="mfa_recovery_codes")
+@routes.page("POST", "/account/mfa/recovery-codes", SIGNED_IN, name="mfa_recovery_codes")
 def mfa_recovery_codes(ctx: Ctx) -> Response:
     try:
         codes = ctx.rt.services.mfa.regenerate_recovery_codes(ctx.me.actor)
@@ -214,7 +216,7 @@ def mfa_recovery_codes(ctx: Ctx) -> Response:
     return ctx.render("recovery_codes.html", title="Recovery codes", codes=codes, fresh=False)
 
 
-@page("POST", "/account/mfa/disable", SIGNED_IN, name="mfa_disable")
+@routes.page("POST", "/account/mfa/disable", SIGNED_IN, name="mfa_disable")
 def mfa_disable(ctx: Ctx) -> Response:
     try:
         ctx.rt.services.mfa.disable_own(ctx.me.actor)

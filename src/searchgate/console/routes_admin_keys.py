@@ -19,15 +19,17 @@ from starlette.responses import Response
 
 from searchgate.console.forms import Errors, errors_of
 from searchgate.console.key_chart import CHART_DAYS, Chart, build_chart
-from searchgate.console.web import Ctx, page
+from searchgate.console.web import Ctx, PageRoutes
 from searchgate.errors import InvalidInput, ReauthenticationRequired, SearchgateError
-from searchgate.keys.info import CreatedKey, KeyInfo
+from searchgate.keys.info import CreatedKey, KeyInfo, KeyState
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import SCOPE_HELP, Scope
 from searchgate.keys.service import MAX_ROLL_DELAY, KeyInUse
 from searchgate.keys.usage import UsageQueries
 from searchgate.params import SQL_INT_MAX, whole_number
 from searchgate.permissions import Permission
+
+routes = PageRoutes()
 
 # The dashboard warns this long before a key reaches settings.key_max_age_days.
 AGE_WARNING_DAYS = 14
@@ -64,7 +66,7 @@ def _now(ctx: Ctx) -> datetime:
 
 
 def _usage(ctx: Ctx) -> UsageQueries:
-    return UsageQueries(ctx.rt.services.db, ctx.rt.services.keys.clock)
+    return ctx.rt.services.usage
 
 
 def _view(info: KeyInfo, usage: UsageQueries, now: datetime) -> KeyView:
@@ -80,7 +82,7 @@ def _seen_marker(info: KeyInfo) -> str:
     return info.retiring_since.isoformat() if info.retiring_since else "current"
 
 
-@page("GET", "/admin/keys", Permission.KEYS_READ, name="keys")
+@routes.page("GET", "/admin/keys", Permission.KEYS_READ, name="keys")
 def keys(ctx: Ctx) -> Response:
     service, usage, now = ctx.rt.services.keys, _usage(ctx), _now(ctx)
     everything = service.list(include_deleted=True)
@@ -180,12 +182,12 @@ def _restrictions(form: dict[str, object], now: datetime) -> Restrictions:
     return restrictions
 
 
-@page("GET", "/admin/keys/new", Permission.KEYS_MANAGE, name="key_new")
+@routes.page("GET", "/admin/keys/new", Permission.KEYS_MANAGE, name="key_new")
 def new_key(ctx: Ctx) -> Response:
     return _new_page(ctx, _blank_form(), {})
 
 
-@page("POST", "/admin/keys", Permission.KEYS_MANAGE, name="key_create")
+@routes.page("POST", "/admin/keys", Permission.KEYS_MANAGE, name="key_create")
 def create_key(ctx: Ctx) -> Response:
     lists = ("scopes", "collections")
     form = {name: ctx.field(name).strip() for name in _blank_form() if name not in lists}
@@ -245,7 +247,7 @@ def _confirm_page(ctx: Ctx, kind: str, info: KeyInfo, errors: Errors, **values: 
     )
 
 
-@page("GET", "/admin/keys/new-primary", Permission.KEYS_MANAGE, name="key_new_primary_form")
+@routes.page("GET", "/admin/keys/new-primary", Permission.KEYS_MANAGE, name="key_new_primary_form")
 def new_primary_form(ctx: Ctx) -> Response:
     current = ctx.rt.services.keys.primary()
     if current is None:
@@ -253,7 +255,7 @@ def new_primary_form(ctx: Ctx) -> Response:
     return _confirm_page(ctx, "new-primary", current, {})
 
 
-@page("POST", "/admin/keys/new-primary", Permission.KEYS_MANAGE, name="key_new_primary")
+@routes.page("POST", "/admin/keys/new-primary", Permission.KEYS_MANAGE, name="key_new_primary")
 def new_primary(ctx: Ctx) -> Response:
     service = ctx.rt.services.keys
     current = service.primary()
@@ -300,7 +302,7 @@ def _blank_detail_form(info: KeyInfo) -> dict[str, str]:
     }
 
 
-@page("GET", "/admin/keys/{key_id}", Permission.KEYS_READ, name="key")
+@routes.page("GET", "/admin/keys/{key_id}", Permission.KEYS_READ, name="key")
 def key(ctx: Ctx) -> Response:
     info = ctx.rt.services.keys.get(ctx.param("key_id"), include_deleted=True)
     return _detail_page(ctx, info, {})
@@ -328,7 +330,7 @@ def _roll_confirm(ctx: Ctx, info: KeyInfo, hours: int, name: str, errors: Errors
     )
 
 
-@page("GET", "/admin/keys/{key_id}/roll", Permission.KEYS_MANAGE, name="key_roll_form")
+@routes.page("GET", "/admin/keys/{key_id}/roll", Permission.KEYS_MANAGE, name="key_roll_form")
 def roll_form(ctx: Ctx) -> Response:
     info = ctx.rt.services.keys.get(ctx.param("key_id"))
     form = {"hours": ctx.query("hours").strip(), "roll_name": ctx.query("roll_name").strip()}
@@ -338,7 +340,7 @@ def roll_form(ctx: Ctx) -> Response:
     return _roll_confirm(ctx, info, hours, form["roll_name"], {})
 
 
-@page("POST", "/admin/keys/{key_id}/roll", Permission.KEYS_MANAGE, name="key_roll")
+@routes.page("POST", "/admin/keys/{key_id}/roll", Permission.KEYS_MANAGE, name="key_roll")
 def roll(ctx: Ctx) -> Response:
     service = ctx.rt.services.keys
     info = service.get(ctx.param("key_id"))
@@ -361,7 +363,7 @@ def roll(ctx: Ctx) -> Response:
     return _secret_page(ctx, created, "Key rolled")
 
 
-@page("POST", "/admin/keys/{key_id}/expiry", Permission.KEYS_MANAGE, name="key_expiry")
+@routes.page("POST", "/admin/keys/{key_id}/expiry", Permission.KEYS_MANAGE, name="key_expiry")
 def expiry(ctx: Ctx) -> Response:
     """Moves the time a key stops working (a roll set one), or cancels it."""
     service = ctx.rt.services.keys
@@ -407,17 +409,19 @@ def _change(ctx: Ctx, verb: str) -> Response:
     return ctx.redirect(f"/admin/keys/{info.id}", message)
 
 
-@page("POST", "/admin/keys/{key_id}/disable", Permission.KEYS_MANAGE, name="key_disable")
+@routes.page("POST", "/admin/keys/{key_id}/disable", Permission.KEYS_MANAGE, name="key_disable")
 def disable(ctx: Ctx) -> Response:
     return _change(ctx, "disable")
 
 
-@page("POST", "/admin/keys/{key_id}/enable", Permission.KEYS_MANAGE, name="key_enable")
+@routes.page("POST", "/admin/keys/{key_id}/enable", Permission.KEYS_MANAGE, name="key_enable")
 def enable(ctx: Ctx) -> Response:
     return _change(ctx, "enable")
 
 
-@page("POST", "/admin/keys/{key_id}/primary", Permission.KEYS_MANAGE, name="key_make_primary")
+@routes.page(
+    "POST", "/admin/keys/{key_id}/primary", Permission.KEYS_MANAGE, name="key_make_primary"
+)
 def make_primary(ctx: Ctx) -> Response:
     return _change(ctx, "primary")
 
@@ -461,15 +465,15 @@ def _delete_page(
     )
 
 
-@page("GET", "/admin/keys/{key_id}/delete", Permission.KEYS_MANAGE, name="key_delete")
+@routes.page("GET", "/admin/keys/{key_id}/delete", Permission.KEYS_MANAGE, name="key_delete")
 def delete_form(ctx: Ctx) -> Response:
     info = ctx.rt.services.keys.get(ctx.param("key_id"))
-    if not ctx.me.actor.reauthenticated_within(ctx.rt.services.authorizer.reauth_window):
+    if not ctx.rt.services.authorizer.reauthenticated(ctx.me.actor):
         return _reauth_first(ctx, info)
     return _delete_page(ctx, info, {})
 
 
-@page("POST", "/admin/keys/{key_id}/delete", Permission.KEYS_MANAGE, name="key_delete_post")
+@routes.page("POST", "/admin/keys/{key_id}/delete", Permission.KEYS_MANAGE, name="key_delete_post")
 def delete(ctx: Ctx) -> Response:
     service = ctx.rt.services.keys
     info = service.get(ctx.param("key_id"))
@@ -520,7 +524,7 @@ def key_notices(ctx: Ctx) -> KeyNotices | None:
     for info in ctx.rt.services.keys.list():
         if info.disabled_reason == LEAK_REASON:
             leaked.append(info)
-        if info.state(now) != "active":
+        if info.state(now) is not KeyState.ACTIVE:
             continue
         age = info.age_days(now)
         if age >= max_age:

@@ -8,9 +8,11 @@ from starlette.responses import Response
 
 from searchgate.accounts.roles import RoleInfo
 from searchgate.console.forms import Errors, errors_of
-from searchgate.console.web import Ctx, page
+from searchgate.console.web import Ctx, PageRoutes
 from searchgate.errors import SearchgateError
 from searchgate.permissions import PERMISSION_HELP, Permission
+
+routes = PageRoutes()
 
 ROLE_FIELDS = {
     "name": "name",
@@ -59,7 +61,7 @@ def permission_groups() -> list[tuple[str, list[tuple[str, str]]]]:
     return [(titles.get(k, k), v) for k, v in groups.items()]
 
 
-@page("GET", "/admin/roles", Permission.USERS_READ, name="roles")
+@routes.page("GET", "/admin/roles", Permission.USERS_READ, name="roles")
 def roles(ctx: Ctx) -> Response:
     return ctx.render("roles.html", title="Roles", roles=ctx.rt.services.roles.list(ctx.me.actor))
 
@@ -78,12 +80,12 @@ def _form_page(ctx: Ctx, form: RoleForm, errors: Errors, role: RoleInfo | None =
     )
 
 
-@page("GET", "/admin/roles/new", Permission.ROLES_MANAGE, name="role_new")
+@routes.page("GET", "/admin/roles/new", Permission.ROLES_MANAGE, name="role_new")
 def new_role(ctx: Ctx) -> Response:
     return _form_page(ctx, RoleForm(), {})
 
 
-@page("POST", "/admin/roles", Permission.ROLES_MANAGE, name="role_create")
+@routes.page("POST", "/admin/roles", Permission.ROLES_MANAGE, name="role_create")
 def create_role(ctx: Ctx) -> Response:
     form = RoleForm.parse(ctx)
     try:
@@ -99,13 +101,13 @@ def create_role(ctx: Ctx) -> Response:
     return ctx.redirect("/admin/roles", f"Role {form.name} was created.")
 
 
-@page("GET", "/admin/roles/{name}", Permission.USERS_READ, name="role")
+@routes.page("GET", "/admin/roles/{name}", Permission.USERS_READ, name="role")
 def role(ctx: Ctx) -> Response:
     info = ctx.rt.services.roles.get(ctx.me.actor, ctx.param("name"))
     return _form_page(ctx, RoleForm.of(info), {}, info)
 
 
-@page("POST", "/admin/roles/{name}", Permission.ROLES_MANAGE, name="role_update")
+@routes.page("POST", "/admin/roles/{name}", Permission.ROLES_MANAGE, name="role_update")
 def update_role(ctx: Ctx) -> Response:
     service = ctx.rt.services.roles
     info = service.get(ctx.me.actor, ctx.param("name"))
@@ -125,7 +127,7 @@ def update_role(ctx: Ctx) -> Response:
     return ctx.redirect(f"/admin/roles/{updated.name}", f"Role {updated.name} was saved.")
 
 
-@page("POST", "/admin/roles/{name}/delete", Permission.ROLES_MANAGE, name="role_delete")
+@routes.page("POST", "/admin/roles/{name}/delete", Permission.ROLES_MANAGE, name="role_delete")
 def delete_role(ctx: Ctx) -> Response:
     service = ctx.rt.services.roles
     info = service.get(ctx.me.actor, ctx.param("name"))

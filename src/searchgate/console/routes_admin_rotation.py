@@ -3,9 +3,10 @@ through the in-process backend, against the secret store the server is configure
 (``SEARCHGATE_ROTATION_STORE_KIND`` and ``_PATH``).
 
 Starting, continuing and aborting need a recent re-authentication; the run then goes on
-in a background thread (``rotation_jobs``), and the page follows it by polling a
-fragment every two seconds. The new key's secret goes from the key service straight to
-the store: no page, URL, flash message or log ever holds it.
+in a background thread (``searchgate.rotation.jobs``, held by the runtime), and the
+page follows it by polling a fragment every two seconds. The new key's secret goes
+from the key service straight to the store: no page, URL, flash message or log ever
+holds it.
 """
 
 from __future__ import annotations
@@ -18,13 +19,6 @@ from starlette.responses import Response
 
 from searchgate.console.auth import recently_reauthenticated
 from searchgate.console.forms import Errors, errors_of
-from searchgate.console.rotation_jobs import (
-    LEASE_SECONDS,
-    POLL_SECONDS,
-    PersonBackend,
-    RotationJobs,
-    jobs_of,
-)
 from searchgate.console.rotation_view import (
     Check,
     StoreState,
@@ -34,15 +28,24 @@ from searchgate.console.rotation_view import (
     step_rows,
     system_rows,
 )
-from searchgate.console.web import Ctx, page
+from searchgate.console.web import Ctx, PageRoutes
 from searchgate.durations import format_duration, parse_duration
 from searchgate.errors import Conflict, ReauthenticationRequired, SearchgateError
 from searchgate.permissions import Permission
 from searchgate.rotation.common import UNFINISHED, Timing
+from searchgate.rotation.jobs import (
+    LEASE_SECONDS,
+    POLL_SECONDS,
+    JobMode,
+    PersonBackend,
+    RotationJobs,
+)
 from searchgate.rotation.runner import RunOptions
-from searchgate.rotation.service import Overview, RotationInfo, RotationService, rotation_service
+from searchgate.rotation.service import Overview, RotationInfo, RotationService
 from searchgate.rotation.store_repair import restore_stored_primary, write_primary_to_store
 from searchgate.secretstores import SecretStore
+
+routes = PageRoutes()
 
 PAGE = "/admin/rotation"
 POLL = "2s"
@@ -62,11 +65,11 @@ NO_STORE = "No secret store is configured for this server (see above)."
 
 
 def _jobs(ctx: Ctx) -> RotationJobs:
-    return jobs_of(ctx.request.app)
+    return ctx.rt.rotation_jobs
 
 
 def _rotations(ctx: Ctx) -> RotationService:
-    return rotation_service(ctx.rt.services)
+    return ctx.rt.services.rotations
 
 
 def _store(ctx: Ctx) -> StoreState:
@@ -102,7 +105,9 @@ def _wizard(ctx: Ctx) -> dict[str, Any]:
         and rot is not None
         and rot.step < 5
         and not (rot.old_key is not None and rot.old_key.deleted)
-        and not (running_here and job is not None and (job.abort_requested or job.mode == "abort"))
+        and not (
+            running_here and job is not None and (job.abort_requested or job.mode is JobMode.ABORT)
+        )
     )
     return {
         "rot": rot,
@@ -166,12 +171,12 @@ def _page(
     )
 
 
-@page("GET", PAGE, Permission.KEYS_MANAGE, name="rotation")
+@routes.page("GET", PAGE, Permission.KEYS_MANAGE, name="rotation")
 def rotation(ctx: Ctx) -> Response:
     return _page(ctx)
 
 
-@page("GET", PAGE + "/progress", Permission.KEYS_MANAGE, name="rotation_progress")
+@routes.page("GET", PAGE + "/progress", Permission.KEYS_MANAGE, name="rotation_progress")
 def progress(ctx: Ctx) -> Response:
     return ctx.render("admin_rotation_live.html", **{**_wizard(ctx), "fragment": True})
 
@@ -235,7 +240,7 @@ def _same_store(rot: RotationInfo, store: SecretStore) -> str | None:
     )
 
 
-@page("POST", PAGE + "/start", Permission.KEYS_MANAGE, name="rotation_start")
+@routes.page("POST", PAGE + "/start", Permission.KEYS_MANAGE, name="rotation_start")
 def start(ctx: Ctx) -> Response:
     form = {name: ctx.field(name).strip() for name in WAITS}
     if not _confirmed(ctx):
@@ -257,7 +262,7 @@ def start(ctx: Ctx) -> Response:
             form,
         )
     try:
-        _jobs(ctx).launch("run", ctx.me.actor, _backend(ctx), store.store, _options(timing))
+        _jobs(ctx).launch(JobMode.RUN, ctx.me.actor, _backend(ctx), store.store, _options(timing))
     except Conflict as exc:
         return _refused(ctx, exc.message, form)
     return ctx.redirect(
@@ -266,7 +271,7 @@ def start(ctx: Ctx) -> Response:
     )
 
 
-@page("POST", PAGE + "/continue", Permission.KEYS_MANAGE, name="rotation_continue")
+@routes.page("POST", PAGE + "/continue", Permission.KEYS_MANAGE, name="rotation_continue")
 def resume(ctx: Ctx) -> Response:
     # The button has no password field of its own: confirming is the /reauth page's.
     if not _confirmed(ctx):
@@ -281,13 +286,15 @@ def resume(ctx: Ctx) -> Response:
     if other:
         return _refused(ctx, other)
     try:
-        _jobs(ctx).launch("run", ctx.me.actor, _backend(ctx), store.store, _options(rot.timing))
+        _jobs(ctx).launch(
+            JobMode.RUN, ctx.me.actor, _backend(ctx), store.store, _options(rot.timing)
+        )
     except Conflict as exc:
         return _refused(ctx, exc.message)
     return ctx.redirect(PAGE, f"Continuing rotation {rot.id} after step {rot.step}.")
 
 
-@page("POST", PAGE + "/store/write", Permission.KEYS_MANAGE, name="rotation_store_write")
+@routes.page("POST", PAGE + "/store/write", Permission.KEYS_MANAGE, name="rotation_store_write")
 def store_write(ctx: Ctx) -> Response:
     """The primary key (pasted: its secret was shown once) written to the store."""
     store = _store(ctx)
@@ -307,7 +314,9 @@ def store_write(ctx: Ctx) -> Response:
     )
 
 
-@page("POST", PAGE + "/store/make-primary", Permission.KEYS_MANAGE, name="rotation_store_primary")
+@routes.page(
+    "POST", PAGE + "/store/make-primary", Permission.KEYS_MANAGE, name="rotation_store_primary"
+)
 def store_primary(ctx: Ctx) -> Response:
     """The key the store holds made the primary key again. Without a recent proof the
     pipeline sends the person to confirm it is them, then back to this page."""
@@ -329,7 +338,7 @@ def store_primary(ctx: Ctx) -> Response:
     )
 
 
-@page("GET", PAGE + "/abort", Permission.KEYS_MANAGE, name="rotation_abort_form")
+@routes.page("GET", PAGE + "/abort", Permission.KEYS_MANAGE, name="rotation_abort_form")
 def abort_form(ctx: Ctx) -> Response:
     return _abort_page(ctx, {}, "")
 
@@ -346,7 +355,7 @@ def _abort_page(ctx: Ctx, errors: Errors, reason: str, status: int | None = None
     )
 
 
-@page("POST", PAGE + "/abort", Permission.KEYS_MANAGE, name="rotation_abort")
+@routes.page("POST", PAGE + "/abort", Permission.KEYS_MANAGE, name="rotation_abort")
 def abort(ctx: Ctx) -> Response:
     reason = ctx.field("reason").strip()[:200]
     if not _confirmed(ctx):
@@ -375,7 +384,9 @@ def abort(ctx: Ctx) -> Response:
     if other:
         return _abort_page(ctx, {"abort": other}, reason, 409)
     try:
-        jobs.launch("abort", ctx.me.actor, _backend(ctx), store.store, _options(rot.timing), why)
+        jobs.launch(
+            JobMode.ABORT, ctx.me.actor, _backend(ctx), store.store, _options(rot.timing), why
+        )
     except Conflict as exc:
         return _abort_page(ctx, {"abort": exc.message}, reason, 409)
     return ctx.redirect(PAGE, f"Aborting rotation {rot.id}: rolling back.")

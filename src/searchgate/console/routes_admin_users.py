@@ -6,9 +6,11 @@ from starlette.responses import Response
 
 from searchgate.accounts.users import UserInfo
 from searchgate.console.forms import Errors, errors_of
-from searchgate.console.web import Ctx, page
+from searchgate.console.web import Ctx, PageRoutes
 from searchgate.errors import SearchgateError
 from searchgate.permissions import Permission
+
+routes = PageRoutes()
 
 USER_FIELDS = {
     "email": "email",
@@ -26,7 +28,7 @@ def roles_of(ctx: Ctx) -> list[tuple[str, str]]:
     ]
 
 
-@page("GET", "/admin/users", Permission.USERS_READ, name="users")
+@routes.page("GET", "/admin/users", Permission.USERS_READ, name="users")
 def users(ctx: Ctx) -> Response:
     service = ctx.rt.services.users
     return ctx.render(
@@ -49,12 +51,12 @@ def _new_page(ctx: Ctx, form: dict[str, str], errors: Errors) -> Response:
     )
 
 
-@page("GET", "/admin/users/new", Permission.USERS_MANAGE, name="user_new")
+@routes.page("GET", "/admin/users/new", Permission.USERS_MANAGE, name="user_new")
 def new_user(ctx: Ctx) -> Response:
     return _new_page(ctx, {"email": "", "display_name": "", "role": "viewer"}, {})
 
 
-@page("POST", "/admin/users", Permission.USERS_MANAGE, name="user_create")
+@routes.page("POST", "/admin/users", Permission.USERS_MANAGE, name="user_create")
 def create_user(ctx: Ctx) -> Response:
     form = {name: ctx.field(name).strip() for name in ("email", "display_name", "role")}
     password = ctx.field("password")
@@ -95,12 +97,12 @@ def _user_page(
     )
 
 
-@page("GET", "/admin/users/{user_id}", Permission.USERS_READ, name="user")
+@routes.page("GET", "/admin/users/{user_id}", Permission.USERS_READ, name="user")
 def user(ctx: Ctx) -> Response:
     return _user_page(ctx, ctx.rt.services.users.get(ctx.me.actor, ctx.param("user_id")), {})
 
 
-@page("POST", "/admin/users/{user_id}", Permission.USERS_MANAGE, name="user_update")
+@routes.page("POST", "/admin/users/{user_id}", Permission.USERS_MANAGE, name="user_update")
 def update_user(ctx: Ctx) -> Response:
     service = ctx.rt.services.users
     current = service.get(ctx.me.actor, ctx.param("user_id"))
@@ -142,28 +144,30 @@ def _action(ctx: Ctx, verb: str) -> Response:
     return ctx.redirect(f"/admin/users/{current.id}", message)
 
 
-@page("POST", "/admin/users/{user_id}/disable", Permission.USERS_MANAGE, name="user_disable")
+@routes.page("POST", "/admin/users/{user_id}/disable", Permission.USERS_MANAGE, name="user_disable")
 def disable_user(ctx: Ctx) -> Response:
     return _action(ctx, "disable")
 
 
-@page("POST", "/admin/users/{user_id}/enable", Permission.USERS_MANAGE, name="user_enable")
+@routes.page("POST", "/admin/users/{user_id}/enable", Permission.USERS_MANAGE, name="user_enable")
 def enable_user(ctx: Ctx) -> Response:
     return _action(ctx, "enable")
 
 
-@page("POST", "/admin/users/{user_id}/reset-mfa", Permission.USERS_MANAGE, name="user_reset_mfa")
+@routes.page(
+    "POST", "/admin/users/{user_id}/reset-mfa", Permission.USERS_MANAGE, name="user_reset_mfa"
+)
 def reset_mfa(ctx: Ctx) -> Response:
     return _action(ctx, "reset-mfa")
 
 
-@page(
+@routes.page(
     "POST", "/admin/users/{user_id}/end-sessions", Permission.USERS_MANAGE, name="user_end_sessions"
 )
 def end_sessions(ctx: Ctx) -> Response:
     return _action(ctx, "end-sessions")
 
 
-@page("POST", "/admin/users/{user_id}/delete", Permission.USERS_MANAGE, name="user_delete")
+@routes.page("POST", "/admin/users/{user_id}/delete", Permission.USERS_MANAGE, name="user_delete")
 def delete_user(ctx: Ctx) -> Response:
     return _action(ctx, "delete")

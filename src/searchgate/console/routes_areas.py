@@ -8,9 +8,11 @@ from starlette.responses import Response
 
 from searchgate.catalog.areas import DEFAULT_AREA, Area
 from searchgate.console.forms import Errors, errors_of
-from searchgate.console.web import Ctx, Refused, page
+from searchgate.console.web import Ctx, PageRoutes, Refused
 from searchgate.errors import NotFound, SearchgateError
 from searchgate.permissions import Permission
+
+routes = PageRoutes()
 
 MAX_ROWS = 100
 
@@ -41,12 +43,12 @@ def _list_page(ctx: Ctx, errors: Errors, new_name: str = "") -> Response:
     )
 
 
-@page("GET", "/areas", Permission.AREAS_READ, name="areas")
+@routes.page("GET", "/areas", Permission.AREAS_READ, name="areas")
 def areas(ctx: Ctx) -> Response:
     return _list_page(ctx, {})
 
 
-@page("POST", "/areas", Permission.AREAS_MANAGE, name="area_create")
+@routes.page("POST", "/areas", Permission.AREAS_MANAGE, name="area_create")
 def create(ctx: Ctx) -> Response:
     name = ctx.field("name").strip()
     if not name:
@@ -84,12 +86,12 @@ def _rows(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-@page("GET", "/areas/{name}", Permission.AREAS_READ, name="area")
+@routes.page("GET", "/areas/{name}", Permission.AREAS_READ, name="area")
 def area(ctx: Ctx) -> Response:
     return _detail_page(ctx, _area(ctx, ctx.param("name")), {})
 
 
-@page("POST", "/areas/{name}/params", Permission.AREAS_MANAGE, name="area_params")
+@routes.page("POST", "/areas/{name}/params", Permission.AREAS_MANAGE, name="area_params")
 def set_params(ctx: Ctx) -> Response:
     current = _area(ctx, ctx.param("name"))
     keys, values = ctx.fields("key"), ctx.fields("value")
@@ -117,7 +119,7 @@ def set_params(ctx: Ctx) -> Response:
     return ctx.redirect(f"/areas/{current.name}", "Site parameters saved.")
 
 
-@page("POST", "/areas/{name}/rename", Permission.AREAS_MANAGE, name="area_rename")
+@routes.page("POST", "/areas/{name}/rename", Permission.AREAS_MANAGE, name="area_rename")
 def rename(ctx: Ctx) -> Response:
     current = _area(ctx, ctx.param("name"))
     new_name = ctx.field("new_name").strip()
@@ -131,7 +133,7 @@ def rename(ctx: Ctx) -> Response:
     return ctx.redirect(f"/areas/{renamed.name}", f"Area {current.name} is now {renamed.name}.")
 
 
-@page("POST", "/areas/{name}/delete", Permission.AREAS_MANAGE, name="area_delete")
+@routes.page("POST", "/areas/{name}/delete", Permission.AREAS_MANAGE, name="area_delete")
 def delete(ctx: Ctx) -> Response:
     current = _area(ctx, ctx.param("name"))
     try:

@@ -12,9 +12,11 @@ from starlette.responses import Response, StreamingResponse
 from searchgate.audit.service import AuditEvent, AuditFilter
 from searchgate.audit.tags import Action, Outcome
 from searchgate.console.forms import Errors
-from searchgate.console.web import Ctx, page
+from searchgate.console.web import Ctx, PageRoutes
 from searchgate.params import SQL_INT_MAX, whole_number
 from searchgate.permissions import Permission
+
+routes = PageRoutes()
 
 PAGE_SIZE = 50
 _KEY_ID = re.compile(r"^key_[0-9a-f]{16}$")
@@ -63,7 +65,7 @@ def parse_filters(ctx: Ctx) -> tuple[AuditFilter, dict[str, str], Errors]:
     return filters, values, errors
 
 
-@page("GET", "/admin/audit", Permission.AUDIT_READ, name="audit")
+@routes.page("GET", "/admin/audit", Permission.AUDIT_READ, name="audit")
 def audit(ctx: Ctx) -> Response:
     filters, values, errors = parse_filters(ctx)
     before = whole_number(ctx.query("before") or None, "before", low=1, high=SQL_INT_MAX)
@@ -93,7 +95,7 @@ def audit(ctx: Ctx) -> Response:
     )
 
 
-@page("GET", "/admin/audit/export.csv", Permission.AUDIT_READ, name="audit_export")
+@routes.page("GET", "/admin/audit/export.csv", Permission.AUDIT_READ, name="audit_export")
 def export(ctx: Ctx) -> Response:
     filters, _values, errors = parse_filters(ctx)
     if errors:

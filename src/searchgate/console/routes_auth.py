@@ -9,8 +9,10 @@ from starlette.responses import Response
 from searchgate.accounts.signin import SignInResult
 from searchgate.console import auth
 from searchgate.console.forms import Errors
-from searchgate.console.web import PASSWORD_PAGE, PUBLIC, SIGNED_IN, Ctx, page, safe_next
+from searchgate.console.web import PASSWORD_PAGE, PUBLIC, SIGNED_IN, Ctx, PageRoutes, safe_next
 from searchgate.errors import SearchgateError, TooManyAttempts
+
+routes = PageRoutes()
 
 ENDED = {
     "user_disabled": "This account is disabled. Ask an admin if you think it should not be.",
@@ -36,7 +38,7 @@ def _sign_in_page(ctx: Ctx, errors: Errors, email: str = "", status: int = 401) 
     )
 
 
-@page("GET", "/sign-in", PUBLIC, name="sign_in")
+@routes.page("GET", "/sign-in", PUBLIC, name="sign_in")
 def sign_in_form(ctx: Ctx) -> Response:
     if ctx.principal is not None:
         return ctx.redirect(safe_next(ctx.query("next", "/")))
@@ -66,7 +68,7 @@ def _wait_message(exc: TooManyAttempts) -> str:
     return exc.message[:1].upper() + exc.message[1:] + "."
 
 
-@page("POST", "/sign-in", PUBLIC, name="sign_in_post")
+@routes.page("POST", "/sign-in", PUBLIC, name="sign_in_post")
 def sign_in(ctx: Ctx) -> Response:
     email, password = ctx.field("email").strip(), ctx.field("password")
     errors: Errors = {}
@@ -99,14 +101,14 @@ def _mfa_page(ctx: Ctx, errors: Errors, status: int = 401) -> Response:
     )
 
 
-@page("GET", "/sign-in/mfa", PUBLIC, name="sign_in_mfa")
+@routes.page("GET", "/sign-in/mfa", PUBLIC, name="sign_in_mfa")
 def mfa_form(ctx: Ctx) -> Response:
     if not ctx.session.pending:
         return ctx.redirect("/sign-in")
     return _mfa_page(ctx, {})
 
 
-@page("POST", "/sign-in/mfa", PUBLIC, name="sign_in_mfa_post")
+@routes.page("POST", "/sign-in/mfa", PUBLIC, name="sign_in_mfa_post")
 def mfa(ctx: Ctx) -> Response:
     code = ctx.field("code").strip()
     if not ctx.session.pending or ctx.session.secret is None:
@@ -127,7 +129,7 @@ def mfa(ctx: Ctx) -> Response:
     return _after(ctx, result, safe_next(ctx.field("next", "/")))
 
 
-@page(
+@routes.page(
     "POST",
     "/sign-out",
     SIGNED_IN,
@@ -146,14 +148,14 @@ def sign_out(ctx: Ctx) -> Response:
     return ctx.redirect("/sign-in?reason=signed_out")
 
 
-@page("GET", "/reauth", SIGNED_IN, name="reauth")
+@routes.page("GET", "/reauth", SIGNED_IN, name="reauth")
 def reauth_form(ctx: Ctx) -> Response:
     return ctx.render(
         "reauth.html", title="Confirm it is you", errors={}, next=safe_next(ctx.query("next"))
     )
 
 
-@page("POST", "/reauth", SIGNED_IN, name="reauth_post")
+@routes.page("POST", "/reauth", SIGNED_IN, name="reauth_post")
 def reauth(ctx: Ctx) -> Response:
     # The pipeline has re-authenticated with the "reauth" field already.
     target = safe_next(ctx.field("next", "/"))

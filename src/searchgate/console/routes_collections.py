@@ -5,21 +5,23 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from searchgate.console.forms import Errors, errors_of
-from searchgate.console.web import Ctx, page
+from searchgate.console.web import Ctx, PageRoutes
 from searchgate.errors import SearchgateError
 from searchgate.params import SQL_INT_MAX, size_choice, whole_number
 from searchgate.permissions import Permission
 
+routes = PageRoutes()
+
 PAGE_SIZES = (10, 25, 50, 100)
 
 
-@page("GET", "/collections", Permission.COLLECTIONS_READ, name="collections")
+@routes.page("GET", "/collections", Permission.COLLECTIONS_READ, name="collections")
 def collections(ctx: Ctx) -> Response:
     collections = ctx.rt.services.collections.list(ctx.me.actor)
     return ctx.render("collections.html", title="Collections", collections=collections)
 
 
-@page("GET", "/collections/{name}", Permission.COLLECTIONS_READ, name="collection")
+@routes.page("GET", "/collections/{name}", Permission.COLLECTIONS_READ, name="collection")
 def collection(ctx: Ctx) -> Response:
     info = ctx.rt.services.collections.get(ctx.me.actor, ctx.param("name"))
     size = size_choice(ctx.query("size") or None, "size", PAGE_SIZES, 25)
@@ -61,7 +63,9 @@ def _columns(title: str | None, id_field: str, rows: list[dict[str, object]]) ->
     return first + rest[: 6 - len(first)]
 
 
-@page("GET", "/collections/{name}/delete", Permission.COLLECTIONS_DELETE, name="collection_delete")
+@routes.page(
+    "GET", "/collections/{name}/delete", Permission.COLLECTIONS_DELETE, name="collection_delete"
+)
 def delete_form(ctx: Ctx) -> Response:
     info = ctx.rt.services.collections.get(ctx.me.actor, ctx.param("name"))
     return _delete_page(ctx, info.name, info.record_count, {}, "")
@@ -79,7 +83,7 @@ def _delete_page(ctx: Ctx, name: str, count: int, errors: Errors, typed: str) ->
     )
 
 
-@page(
+@routes.page(
     "POST",
     "/collections/{name}/delete",
     Permission.COLLECTIONS_DELETE,

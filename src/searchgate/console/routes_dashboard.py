@@ -7,13 +7,15 @@ from starlette.responses import Response
 
 from searchgate.console.routes_admin_keys import key_notices
 from searchgate.console.routes_audit import key_names
-from searchgate.console.web import SIGNED_IN, Ctx, page
+from searchgate.console.web import SIGNED_IN, Ctx, PageRoutes
 from searchgate.permissions import Permission
+
+routes = PageRoutes()
 
 RECENT_CHANGES = 8
 
 
-@page("GET", "/", SIGNED_IN, name="dashboard")
+@routes.page("GET", "/", SIGNED_IN, name="dashboard")
 def dashboard(ctx: Ctx) -> Response:
     actor = ctx.me.actor
     services = ctx.rt.services

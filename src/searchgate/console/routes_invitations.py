@@ -11,9 +11,11 @@ from searchgate.accounts.invitations import DEFAULT_LIFETIME, INVITATION_PATH, i
 from searchgate.console import auth
 from searchgate.console.forms import Errors, errors_of, sentence
 from searchgate.console.routes_admin_users import USER_FIELDS, roles_of
-from searchgate.console.web import PUBLIC, Ctx, page
+from searchgate.console.web import PUBLIC, Ctx, PageRoutes
 from searchgate.errors import Conflict, NotFound, SearchgateError
 from searchgate.permissions import Permission
+
+routes = PageRoutes()
 
 LIFETIMES = (("24", "1 day"), ("72", "3 days"), ("168", "7 days"))
 DEFAULT_HOURS = str(int(DEFAULT_LIFETIME.total_seconds() // 3600))
@@ -36,13 +38,13 @@ def _invite_page(ctx: Ctx, form: dict[str, str], errors: Errors) -> Response:
     )
 
 
-@page("GET", "/admin/invitations/new", Permission.USERS_MANAGE, name="invitation_new")
+@routes.page("GET", "/admin/invitations/new", Permission.USERS_MANAGE, name="invitation_new")
 def invite_form(ctx: Ctx) -> Response:
     form = {"email": "", "display_name": "", "role": "viewer", "expires": DEFAULT_HOURS}
     return _invite_page(ctx, form, {})
 
 
-@page("POST", "/admin/invitations", Permission.USERS_MANAGE, name="invitation_create")
+@routes.page("POST", "/admin/invitations", Permission.USERS_MANAGE, name="invitation_create")
 def invite(ctx: Ctx) -> Response:
     names = ("email", "display_name", "role", "expires")
     form = {name: ctx.field(name).strip() for name in names}
@@ -70,7 +72,7 @@ def invite(ctx: Ctx) -> Response:
     )
 
 
-@page(
+@routes.page(
     "POST",
     "/admin/invitations/{invitation_id}/withdraw",
     Permission.USERS_MANAGE,
@@ -108,12 +110,12 @@ def _accept_page(
     )
 
 
-@page("GET", INVITATION_PATH, PUBLIC, name="invitation")
+@routes.page("GET", INVITATION_PATH, PUBLIC, name="invitation")
 def open_form(ctx: Ctx) -> Response:
     return _open_page(ctx, {})
 
 
-@page("POST", INVITATION_PATH, PUBLIC, name="invitation_open")
+@routes.page("POST", INVITATION_PATH, PUBLIC, name="invitation_open")
 def open_invitation(ctx: Ctx) -> Response:
     token = ctx.field("token").strip()
     if not token:
@@ -125,7 +127,7 @@ def open_invitation(ctx: Ctx) -> Response:
     return _accept_page(ctx, token, info.email, info.role, info.display_name or "", {})
 
 
-@page("POST", INVITATION_PATH + "/accept", PUBLIC, name="invitation_accept")
+@routes.page("POST", INVITATION_PATH + "/accept", PUBLIC, name="invitation_accept")
 def accept(ctx: Ctx) -> Response:
     token = ctx.field("token").strip()
     name, password, repeat = (

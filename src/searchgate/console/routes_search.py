@@ -7,23 +7,16 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from searchgate.console.web import Ctx, Refused, page
+from searchgate.console.web import Ctx, PageRoutes, Refused
 from searchgate.errors import SearchgateError
 from searchgate.params import SQL_INT_MAX, size_choice, whole_number
 from searchgate.permissions import Permission
-from searchgate.runtime import Runtime
 from searchgate.search.request import parse_search_request
-from searchgate.search.service import SearchService
+
+routes = PageRoutes()
 
 PAGE_SIZES = (10, 25, 50)
 SEP = "|"
-
-
-def preview_service(rt: Runtime) -> SearchService:
-    """The runtime's search, minus query recording: previews must not feed the popular
-    queries that search-as-you-type suggests to shoppers."""
-    s = rt.search
-    return SearchService(s.engine, s.catalog, s.areas, s.limits, s.settings_of, None)
 
 
 def encode_refinement(ref: dict[str, Any], nav: str) -> str:
@@ -58,7 +51,7 @@ def decode_refinement(raw: str) -> dict[str, Any] | None:
     return None
 
 
-@page("GET", "/search", Permission.SEARCH_PREVIEW, name="search_preview")
+@routes.page("GET", "/search", Permission.SEARCH_PREVIEW, name="search_preview")
 def search_preview(ctx: Ctx) -> Response:
     me = ctx.me
     collections = [c.name for c in ctx.rt.services.catalog.list_collections()]
@@ -91,7 +84,7 @@ def search_preview(ctx: Ctx) -> Response:
         try:
             settings = ctx.rt.services.catalog.settings_of(collection)
             sortable = list(settings.sortable) if settings else []
-            response = preview_service(ctx.rt).search(parse_search_request(body))
+            response = ctx.rt.preview.search(parse_search_request(body))
         except SearchgateError as exc:
             error = exc.message
     return ctx.render(

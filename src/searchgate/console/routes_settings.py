@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
-from searchgate.console.web import Ctx, page
+from searchgate.console.web import Ctx, PageRoutes
 from searchgate.permissions import Permission
+
+routes = PageRoutes()
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ def _minutes(value: float) -> str:
     return f"{value:g} min"
 
 
-@page("GET", "/admin/settings", Permission.SETTINGS_MANAGE, name="settings")
+@routes.page("GET", "/admin/settings", Permission.SETTINGS_MANAGE, name="settings")
 def settings(ctx: Ctx) -> Response:
     s = ctx.rt.services.settings
     throttle = ctx.rt.services.auth.throttle.policy

@@ -1,7 +1,8 @@
 """The console's route table and request pipeline.
 
-Every page is declared with :func:`page`, naming the one permission it needs (or
-``PUBLIC`` / ``SIGNED_IN``). The pipeline is the same for all of them: load the
+Every page is declared in its module's ``routes`` (a :class:`PageRoutes`), naming the
+one permission it needs (or ``PUBLIC`` / ``SIGNED_IN``); ``console/app.py`` lists the
+modules it serves. The pipeline is the same for all of them: load the
 session, check Origin and the CSRF token on state-changing methods, check the
 permission, then run the view in a worker thread. Nothing reaches a view that has not
 passed those checks, and a route that declares nothing does not exist.
@@ -9,7 +10,7 @@ passed those checks, and a route that declares nothing does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote, unquote, urlsplit
@@ -52,9 +53,54 @@ class RouteSpec:
     during_password_change: bool = False
 
 
-ROUTES: list[RouteSpec] = []
 Handler = Callable[["Ctx"], Response]
-_HANDLERS: dict[tuple[str, str], Handler] = {}
+
+
+@dataclass(frozen=True)
+class Page:
+    spec: RouteSpec
+    view: Handler
+
+
+class PageRoutes:
+    """One route module's pages: ``routes = PageRoutes()`` at the top of the module, and
+    ``@routes.page(...)`` on each view."""
+
+    def __init__(self) -> None:
+        self.pages: list[Page] = []
+
+    def page(
+        self,
+        method: str,
+        path: str,
+        need: Need,
+        *,
+        name: str,
+        during_enrolment: bool = False,
+        during_password_change: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        """Declares a console route and the permission it needs."""
+
+        def register(fn: Handler) -> Handler:
+            spec = RouteSpec(method, path, need, name, during_enrolment, during_password_change)
+            self.pages.append(Page(spec, fn))
+            return fn
+
+        return register
+
+
+def all_pages(tables: Iterable[PageRoutes]) -> list[Page]:
+    """The pages of ``tables``, in order; a route declared twice is a mistake."""
+    pages: list[Page] = []
+    seen: set[tuple[str, str]] = set()
+    for table in tables:
+        for p in table.pages:
+            where = (p.spec.method, p.spec.path)
+            if where in seen:
+                raise RuntimeError(f"console route {where[0]} {where[1]} declared twice")
+            seen.add(where)
+            pages.append(p)
+    return pages
 
 
 class Refused(Exception):
@@ -147,31 +193,6 @@ def allowed(principal: Principal | None, need: Need) -> bool:
     return need in principal.permissions
 
 
-def page(
-    method: str,
-    path: str,
-    need: Need,
-    *,
-    name: str,
-    during_enrolment: bool = False,
-    during_password_change: bool = False,
-) -> Callable[[Handler], Handler]:
-    """Declares a console route and the permission it needs."""
-
-    def register(fn: Handler) -> Handler:
-        if (method, path) in _HANDLERS:
-            raise RuntimeError(f"console route {method} {path} declared twice")
-        ROUTES.append(RouteSpec(method, path, need, name, during_enrolment, during_password_change))
-        _HANDLERS[(method, path)] = fn
-        return fn
-
-    return register
-
-
-def handler_of(spec: RouteSpec) -> Handler:
-    return _HANDLERS[(spec.method, spec.path)]
-
-
 # --- the pipeline ---------------------------------------------------------------------
 
 
@@ -258,8 +279,8 @@ def _sign_in_redirect(request: Request, reason: str | None) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-def make_endpoint(spec: RouteSpec) -> Callable[[Request], Any]:
-    view = handler_of(spec)
+def make_endpoint(page: Page) -> Callable[[Request], Any]:
+    spec, view = page.spec, page.view
 
     async def endpoint(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime

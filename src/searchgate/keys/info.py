@@ -5,14 +5,20 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
-
-import orjson
 
 from searchgate.clock import aware
 from searchgate.keys.models import ClientKeyRow
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import Scope
+
+
+class KeyState(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    EXPIRED = "expired"
+    DELETED = "deleted"
 
 
 @dataclass(frozen=True)
@@ -43,17 +49,17 @@ class KeyInfo:
     def deleted(self) -> bool:
         return self.deleted_at is not None
 
-    def state(self, now: datetime) -> str:
+    def state(self, now: datetime) -> KeyState:
         if self.deleted:
-            return "deleted"
+            return KeyState.DELETED
         if self.disabled:
-            return "disabled"
+            return KeyState.DISABLED
         if self.restrictions.expired(now):
-            return "expired"
-        return "active"
+            return KeyState.EXPIRED
+        return KeyState.ACTIVE
 
     def usable(self, now: datetime) -> bool:
-        return self.state(now) == "active"
+        return self.state(now) is KeyState.ACTIVE
 
     def age_days(self, now: datetime) -> float:
         return (now - self.created_at).total_seconds() / 86400
@@ -97,20 +103,17 @@ def _opt(at: datetime | None) -> datetime | None:
 
 def info_of(row: ClientKeyRow) -> KeyInfo:
     known = {s.value for s in Scope}
-    collections = orjson.loads(row.collections_json) if row.collections_json else None
+    collections = row.collections
     return KeyInfo(
         id=row.id,
         name=row.name,
         display_prefix=row.display_prefix,
-        scopes=frozenset(Scope(s) for s in orjson.loads(row.scopes_json) if s in known),
+        scopes=frozenset(Scope(s) for s in row.scopes if s in known),
         restrictions=Restrictions(
             collections=frozenset(collections) if collections is not None else None,
             expires_at=_opt(row.expires_at),
-            ip_ranges=tuple(
-                ipaddress.ip_network(n, strict=False)
-                for n in orjson.loads(row.ip_ranges_json or "[]")
-            ),
-            origins=frozenset(orjson.loads(row.origins_json or "[]")),
+            ip_ranges=tuple(ipaddress.ip_network(n, strict=False) for n in row.ip_ranges or ()),
+            origins=frozenset(row.origins or ()),
             rate_limit_per_minute=row.rate_limit_per_minute,
         ),
         created_at=aware(row.created_at),

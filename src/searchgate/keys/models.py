@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from searchgate.db import Base
+from searchgate.db import Base, JsonText
 
 
 class ClientKeyRow(Base):
@@ -19,7 +19,7 @@ class ClientKeyRow(Base):
     display_prefix: Mapped[str] = mapped_column(String(16))
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     pepper_id: Mapped[str] = mapped_column(String(16))
-    scopes_json: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column("scopes_json", JsonText)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -29,9 +29,12 @@ class ClientKeyRow(Base):
     retiring_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    collections_json: Mapped[str | None] = mapped_column(Text, nullable=True)
-    ip_ranges_json: Mapped[str] = mapped_column(Text, default="[]")
-    origins_json: Mapped[str] = mapped_column(Text, default="[]")
+    # NULL: every collection.
+    collections: Mapped[list[str] | None] = mapped_column(
+        "collections_json", JsonText, nullable=True
+    )
+    ip_ranges: Mapped[list[str]] = mapped_column("ip_ranges_json", JsonText, default=lambda: [])
+    origins: Mapped[list[str]] = mapped_column("origins_json", JsonText, default=lambda: [])
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
     public_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)

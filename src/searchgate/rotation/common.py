@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from searchgate.errors import InvalidInput
@@ -13,30 +14,39 @@ from searchgate.errors import InvalidInput
 # the key (usage leaves them out of the systems seen and of the last use).
 from searchgate.keys.usage_models import ROTATION_SYSTEM as ROTATION_SYSTEM
 
-# The six steps, in order; a rotation's ``step`` is the number of the last one done.
-STEPS: tuple[str, ...] = (
-    "preconditions",
-    "create-key",
-    "store-write",
-    "verify",
-    "drain",
-    "confirm",
-)
+
+class Step(StrEnum):
+    """The six steps, in order; a rotation's ``step`` is the number of the last one done."""
+
+    PRECONDITIONS = "preconditions"
+    CREATE_KEY = "create-key"
+    STORE_WRITE = "store-write"
+    VERIFY = "verify"
+    DRAIN = "drain"
+    CONFIRM = "confirm"
+
+
+STEPS: tuple[Step, ...] = tuple(Step)
 STEP_TITLES: dict[str, str] = {
-    "preconditions": "check the caller, the store and the current key",
-    "create-key": "create a new primary key (the old one keeps working)",
-    "store-write": "write the new key to the secret store (check-and-set)",
-    "verify": "verify the new key and wait for the systems to move",
-    "drain": "drain, disable (probation) and delete the old key",
-    "confirm": "confirm the new key works and the old one is refused",
+    Step.PRECONDITIONS: "check the caller, the store and the current key",
+    Step.CREATE_KEY: "create a new primary key (the old one keeps working)",
+    Step.STORE_WRITE: "write the new key to the secret store (check-and-set)",
+    Step.VERIFY: "verify the new key and wait for the systems to move",
+    Step.DRAIN: "drain, disable (probation) and delete the old key",
+    Step.CONFIRM: "confirm the new key works and the old one is refused",
 }
 
 
-RUNNING = "running"
-FAILED = "failed"  # stopped by an error; still holds the lock: re-run or abort
-FINISHED = "finished"
-ABORTED = "aborted"
-UNFINISHED = (RUNNING, FAILED)
+class RotationStatus(StrEnum):
+    """A rotation's ``status`` column."""
+
+    RUNNING = "running"
+    FAILED = "failed"  # stopped by an error; still holds the lock: re-run or abort
+    FINISHED = "finished"
+    ABORTED = "aborted"
+
+
+UNFINISHED = (RotationStatus.RUNNING, RotationStatus.FAILED)
 
 
 def step_number(name: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from searchgate.errors import SearchgateError
@@ -75,12 +76,18 @@ class SystemState:
         }
 
 
+class EventKind(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    STEP = "step"  # a step begins
+    STEP_DONE = "step-done"
+    WAITING = "waiting"  # a wait goes on: ``remaining_seconds`` and ``systems``
+    PLAN = "plan"  # a dry run's line
+
+
 @dataclass(frozen=True)
 class RotationEvent:
-    """``kind``: info, warning, step (a step begins), step-done, waiting (a wait goes
-    on: ``remaining_seconds`` and ``systems``), plan (a dry run's line)."""
-
-    kind: str
+    kind: EventKind
     message: str
     step: int | None = None
     remaining_seconds: float | None = None
@@ -98,11 +105,18 @@ class RotationEvent:
         }
 
 
+class RunOutcome(StrEnum):
+    FINISHED = "finished"
+    ALREADY_FINISHED = "already-finished"  # the last rotation's key is still the primary
+    NOTHING_TO_DO = "nothing-to-do"  # the primary key is younger than --if-older-than
+    DRY_RUN = "dry-run"
+    ABORTED = "aborted"
+    NO_ROTATION = "no-rotation"  # nothing to abort
+
+
 @dataclass(frozen=True)
 class RunResult:
-    """``outcome``: finished, nothing-to-do, dry-run, aborted, no-rotation."""
-
-    outcome: str
+    outcome: RunOutcome
     message: str
     rotation_id: str | None = None
     old_key_id: str | None = None

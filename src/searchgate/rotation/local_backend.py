@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from searchgate.audit import Action, AuditFilter
 from searchgate.clock import utc_now
 from searchgate.errors import SearchgateError
+from searchgate.keys.info import KeyState
 from searchgate.keys.scopes import Scope
 from searchgate.permissions import Actor
 from searchgate.rotation.backend import (
@@ -20,15 +21,19 @@ from searchgate.rotation.backend import (
     TrafficView,
 )
 from searchgate.rotation.common import Timing
-from searchgate.rotation.service import RotationService, rotation_service
+from searchgate.rotation.service import RotationService
 from searchgate.search.request import parse_search_request
 
 if TYPE_CHECKING:
     from searchgate.runtime import Services
     from searchgate.search.service import SearchService
 
-# What the data plane answers for a key that is not usable (api/auth.py).
-_REFUSED = {"deleted": "invalid_key", "disabled": "key_disabled", "expired": "key_expired"}
+# What the data plane answers for a key that is not usable (keys/check.py).
+_REFUSED = {
+    KeyState.DELETED: "invalid_key",
+    KeyState.DISABLED: "key_disabled",
+    KeyState.EXPIRED: "key_expired",
+}
 
 
 class LocalBackend:
@@ -38,7 +43,7 @@ class LocalBackend:
         self.services = services
         self.search = search
         self.actor = actor
-        self.rotations: RotationService = rotation_service(services)
+        self.rotations: RotationService = services.rotations
 
     def _view(self, info: Any) -> RotationView:
         return RotationView.from_dict(info.to_dict(utc_now()))

@@ -9,11 +9,12 @@ under a unique constraint), and it is set in the transaction that creates the ro
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from searchgate.db import Base
+from searchgate.db import Base, JsonText
 
 
 class RotationRow(Base):
@@ -31,12 +32,14 @@ class RotationRow(Base):
     old_key_id: Mapped[str] = mapped_column(String(32))
     new_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # New keys taken back because their secret was lost before it reached the store.
-    replaced_key_ids_json: Mapped[str] = mapped_column(Text, default="[]")
+    replaced_key_ids: Mapped[list[str]] = mapped_column(
+        "replaced_key_ids_json", JsonText, default=lambda: []
+    )
     store_version_before: Mapped[str | None] = mapped_column(String(128), nullable=True)
     store_version_after: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    options_json: Mapped[str] = mapped_column(Text, default="{}")
+    options: Mapped[dict[str, Any]] = mapped_column("options_json", JsonText, default=lambda: {})
     # Step name -> {"at": ISO time, ...what the step recorded}.
-    steps_json: Mapped[str] = mapped_column(Text, default="{}")
+    steps: Mapped[dict[str, Any]] = mapped_column("steps_json", JsonText, default=lambda: {})
     started_by: Mapped[str] = mapped_column(String(320))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

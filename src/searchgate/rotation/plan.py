@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from searchgate.durations import format_duration
+from searchgate.keys.info import KeyState
 from searchgate.rotation.backend import RotationView
 from searchgate.rotation.common import STEPS, step_name
 
@@ -72,10 +73,10 @@ def describe_plan(
 
 def abort_plan(rot: RotationView) -> tuple[str, ...]:
     old = rot.old_key
-    if rot.step >= 5 or old is None or old.state == "deleted":
+    if rot.step >= 5 or old is None or old.state == KeyState.DELETED:
         return ("refused: the old key was deleted at step 5; a re-run finishes the rotation",)
     lines = []
-    if old.state == "disabled":
+    if old.state == KeyState.DISABLED:
         lines.append(f"enable the old key {old.id} again")
     if rot.store_version_before is not None and rot.step >= 2:
         lines.append(

@@ -23,13 +23,16 @@ from typing import Any
 from searchgate.clock import Clock, utc_now
 from searchgate.durations import format_duration
 from searchgate.errors import SearchgateError
+from searchgate.keys.info import KeyState
 from searchgate.rotation.backend import RotationBackend, RotationView
-from searchgate.rotation.common import STEP_TITLES, STEPS, Timing, step_name
+from searchgate.rotation.common import STEP_TITLES, STEPS, Step, Timing, step_name
 from searchgate.rotation.events import (
+    EventKind,
     PreconditionFailed,
     RotationEvent,
     RotationStopped,
     RunBusy,
+    RunOutcome,
     RunResult,
     StoreFailed,
     SystemsOnOldKey,
@@ -107,7 +110,7 @@ class RotationRunner:
             age = self._clock() - primary.created_at
             if limit is not None and age < limit:
                 return RunResult(
-                    "nothing-to-do",
+                    RunOutcome.NOTHING_TO_DO,
                     f"the primary key {primary.name!r} is {format_duration(age)} old, younger "
                     f"than {format_duration(limit)}: nothing to do",
                     old_key_id=primary.id,
@@ -129,9 +132,11 @@ class RotationRunner:
         while rot.step < len(STEPS):
             rot = self._guarded(rot.step + 1, rot, checked)
         rot = self.backend.finish(rot.id, self._held())
-        self._emit("info", f"rotation {rot.id} finished: {rot.new_key_id} is the primary key")
+        self._emit(
+            EventKind.INFO, f"rotation {rot.id} finished: {rot.new_key_id} is the primary key"
+        )
         return RunResult(
-            "finished",
+            RunOutcome.FINISHED,
             f"rotation {rot.id} finished: key {rot.old_key_id} was replaced by "
             f"{rot.new_key_id} in {rot.store_label}",
             rotation_id=rot.id,
@@ -148,8 +153,10 @@ class RotationRunner:
             "to do: add --new to rotate again now, or --if-older-than (for cron) to rotate "
             "once the key is that old"
         )
-        self._emit("info", message)
-        return RunResult("already-finished", message, last.id, last.old_key_id, last.new_key_id)
+        self._emit(EventKind.INFO, message)
+        return RunResult(
+            RunOutcome.ALREADY_FINISHED, message, last.id, last.old_key_id, last.new_key_id
+        )
 
     def _warn_short_quiet(self, check_seconds: float | None) -> None:
         quiet = self.options.timing.quiet
@@ -157,7 +164,7 @@ class RotationRunner:
             return
         check = format_duration(check_seconds)
         self._emit(
-            "warning",
+            EventKind.WARNING,
             f"--quiet {format_duration(quiet)} is shorter than the server's deletion check "
             f"({check}): the old key is deleted once it served no request for "
             f"{format_duration(quiet)} and its probation passed, where a deletion by hand "
@@ -170,7 +177,7 @@ class RotationRunner:
         current = self.backend.current()
         rot = current.rotation
         if rot is None:
-            return RunResult("no-rotation", "no rotation is in progress: nothing to abort")
+            return RunResult(RunOutcome.NO_ROTATION, "no rotation is in progress: nothing to abort")
         self._check_same_store(rot)
         if self.options.dry_run:
             lines = (
@@ -178,23 +185,25 @@ class RotationRunner:
                 *abort_plan(rot),
             )
             for line in lines:
-                self._emit("plan", line)
-            return RunResult("dry-run", "nothing was changed (--dry-run)", rot.id, plan=lines)
+                self._emit(EventKind.PLAN, line)
+            return RunResult(
+                RunOutcome.DRY_RUN, "nothing was changed (--dry-run)", rot.id, plan=lines
+            )
         rot = self._acquire(resuming=rot)
         restored = restore_for_abort(self.backend, self.store, rot, self._on_event)
         rot = self.backend.abort(rot.id, self._held(), reason, restored)
         message = f"rotation {rot.id} aborted: key {rot.old_key_id} is the primary key again"
         if restored:
             message += f"; {rot.store_label} holds it again (version {restored})"
-        self._emit("info", message)
-        return RunResult("aborted", message, rot.id, rot.old_key_id, rot.new_key_id)
+        self._emit(EventKind.INFO, message)
+        return RunResult(RunOutcome.ABORTED, message, rot.id, rot.old_key_id, rot.new_key_id)
 
     # --- the steps -----------------------------------------------------------------
 
     def _guarded(self, n: int, rot: RotationView, checked: tuple[str, str] | None) -> RotationView:
         """Runs step ``n``; a failure is recorded on the rotation (which stays locked,
         waiting for a re-run or an abort) and stops the run."""
-        self._emit("step", f"step {n}/6: {STEP_TITLES[step_name(n)]}", step=n)
+        self._emit(EventKind.STEP, f"step {n}/6: {STEP_TITLES[step_name(n)]}", step=n)
         try:
             if n == 1:
                 version, key_id = checked or check_preconditions(
@@ -224,7 +233,7 @@ class RotationRunner:
             raise
         self._rot = done
         self._emit(
-            "step-done",
+            EventKind.STEP_DONE,
             f"step {n}/6 done: {step_name(n)}",
             step=n,
             data=done.steps.get(step_name(n), {}),
@@ -241,7 +250,7 @@ class RotationRunner:
                 # The run that made the key stopped before writing it: its secret is
                 # gone (shown once). Nobody has it, so it is taken back and replaced.
                 self._emit(
-                    "warning",
+                    EventKind.WARNING,
                     f"the secret of the new key {rot.new_key_id} was lost before it reached "
                     "the store (the run that made it stopped); replacing that unused key",
                     step=3,
@@ -292,7 +301,9 @@ class RotationRunner:
                         f"a search on {name!r} with the new key answered {status}; the old "
                         "key still works: re-run, or --abort"
                     )
-            self._emit("info", f"the new key searched {len(collections)} collection(s)", step=4)
+            self._emit(
+                EventKind.INFO, f"the new key searched {len(collections)} collection(s)", step=4
+            )
         moved, not_moved = wait_moved(self._waits(), rot)
         data = {
             "collections": collections,
@@ -309,14 +320,14 @@ class RotationRunner:
         assert old is not None
         refused: list[str] = []
         quiet_since: datetime | None = None
-        if old.state != "deleted":
-            if old.state != "disabled":
+        if old.state != KeyState.DELETED:
+            if old.state != KeyState.DISABLED:
                 quiet_since = wait_quiet(self._waits(), rot)
                 self.backend.disable_key(old.id, f"rotation {rot.id}: probation before deletion")
                 rot = self.backend.get(rot.id)
                 old = rot.old_key
                 assert old is not None
-                self._emit("info", f"old key {old.id} disabled: probation", step=5)
+                self._emit(EventKind.INFO, f"old key {old.id} disabled: probation", step=5)
             assert old.disabled_at is not None
             refused = watch_probation(self._waits(), rot, old.disabled_at)
             if refused and not self.options.force:
@@ -355,7 +366,7 @@ class RotationRunner:
         events = [e for e in self.backend.step_events(rot.id) if e.outcome == "success"]
         counts = Counter(e.step for e in events)
         expected = {name: 1 for name in STEPS[:5]}
-        expected["create-key"] = 1 + len(rot.replaced_key_ids)
+        expected[Step.CREATE_KEY] = 1 + len(rot.replaced_key_ids)
         wrong = [f"{k}: {counts.get(k, 0)}" for k, n in expected.items() if counts.get(k, 0) != n]
         if wrong:
             raise VerificationFailed(
@@ -373,7 +384,7 @@ class RotationRunner:
             old_value = self.store.read_version(rot.store_version_before).value
         except StoreError:
             view = self.backend.get(rot.id).old_key
-            if view is None or view.state != "deleted":
+            if view is None or view.state != KeyState.DELETED:
                 raise VerificationFailed(f"the old key {rot.old_key_id} is not deleted") from None
             return "deleted"
         deadline = self._monotonic() + rot.key_cache_seconds + 2.0
@@ -409,20 +420,20 @@ class RotationRunner:
                 wait = float(exc.details.get("retryAfter") or 0)
                 if attempt == 2 or not 0 < wait <= MAX_BUSY_WAIT:
                     raise RunBusy(exc.message) from None
-                self._emit("waiting", exc.message, remaining_seconds=wait)
+                self._emit(EventKind.WAITING, exc.message, remaining_seconds=wait)
                 self._sleep(wait + 0.5)
         self._renewed = self._monotonic()
         self._rot = rot
         if resuming is None:
-            self._emit("info", f"rotation {rot.id} started: replacing key {rot.old_key_id}")
+            self._emit(EventKind.INFO, f"rotation {rot.id} started: replacing key {rot.old_key_id}")
         else:
             self._emit(
-                "info",
+                EventKind.INFO,
                 f"resuming rotation {rot.id} after step {rot.step} ({step_name(rot.step)})",
             )
             if rot.timing != timing:
                 self._emit(
-                    "info",
+                    EventKind.INFO,
                     "it keeps the waits it started with: quiet "
                     f"{format_duration(rot.timing.quiet)}, probation "
                     f"{format_duration(rot.timing.probation)}, move timeout "
@@ -494,14 +505,17 @@ class RotationRunner:
                 failure = exc
         lines = describe_plan(rot, self.store.location, expected, self.options, failure)
         for line in lines:
-            self._emit("plan", line)
+            self._emit(EventKind.PLAN, line)
         if failure is not None:
             raise failure
         return RunResult(
-            "dry-run", "nothing was changed (--dry-run)", rot.id if rot else None, plan=lines
+            RunOutcome.DRY_RUN,
+            "nothing was changed (--dry-run)",
+            rot.id if rot else None,
+            plan=lines,
         )
 
-    def _emit(self, kind: str, message: str, **kw: Any) -> None:
+    def _emit(self, kind: EventKind, message: str, **kw: Any) -> None:
         self._on_event(RotationEvent(kind, message, **kw))
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,19 +23,16 @@ from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, aware, utc_now
 from searchgate.db import Database
 from searchgate.errors import Conflict, InvalidInput, NotFound
-from searchgate.keys.info import CreatedKey, info_of
+from searchgate.keys.info import CreatedKey, KeyState, info_of
 from searchgate.keys.models import ClientKeyRow
 from searchgate.keys.service import KeyService
 from searchgate.keys.usage import UsageQueries
 from searchgate.permissions import Actor, Permission
 from searchgate.rotation.common import (
-    ABORTED,
-    FAILED,
-    FINISHED,
     ROTATION_SYSTEM,
-    RUNNING,
     STEPS,
     UNFINISHED,
+    RotationStatus,
     Timing,
     step_name,
     step_number,
@@ -66,9 +62,6 @@ from searchgate.rotation.state import (
     unfinished_row,
 )
 
-if TYPE_CHECKING:
-    from searchgate.runtime import Services
-
 __all__ = [
     "Overview",
     "RotationBusy",
@@ -77,7 +70,6 @@ __all__ = [
     "RotationService",
     "Started",
     "Traffic",
-    "rotation_service",
 ]
 
 
@@ -136,7 +128,7 @@ class RotationService:
         with self.db.read() as s:
             row = find_row(s, rotation_id)
             started = aware(row.started_at)
-            timing = Timing.from_dict(orjson.loads(row.options_json))
+            timing = Timing.from_dict(row.options)
             old_id, new_id = row.old_key_id, row.new_key_id
         since = started - timing.quiet
         old = [u for u in self.usage.systems(old_id, since) if u.system != ROTATION_SYSTEM]
@@ -179,7 +171,7 @@ class RotationService:
                 if primary is None:
                     raise NotFound("there is no primary key to rotate; create a key first")
                 state = info_of(primary).state(now)
-                if state != "active":
+                if state is not KeyState.ACTIVE:
                     raise Conflict(
                         f"the primary key {primary.name!r} is {state}: make a usable key "
                         "primary first (a rotation replaces a working key)"
@@ -187,15 +179,15 @@ class RotationService:
                 new_lease = secrets.token_urlsafe(24)
                 row = RotationRow(
                     id="rot_" + secrets.token_hex(8),
-                    status=RUNNING,
+                    status=RotationStatus.RUNNING,
                     step=0,
                     active=1,
                     store_kind=kind,
                     store_location=location,
                     old_key_id=primary.id,
-                    replaced_key_ids_json="[]",
-                    options_json=orjson.dumps(timing.to_dict()).decode(),
-                    steps_json="{}",
+                    replaced_key_ids=[],
+                    options=timing.to_dict(),
+                    steps={},
                     started_by=actor.label[:320],
                     started_at=now,
                     updated_at=now,
@@ -280,7 +272,8 @@ class RotationService:
                     f"the new key is made at step 2, right after the preconditions; rotation "
                     f"{row.id} is at step {row.step} ({step_name(row.step)})"
                 )
-            replaced = orjson.loads(row.replaced_key_ids_json)
+            # A copy: the column takes a new value, not one changed in place.
+            replaced = list(row.replaced_key_ids)
             if replace_unused is not None:
                 if row.step != 2 or row.new_key_id != replace_unused:
                     raise Conflict(
@@ -306,7 +299,7 @@ class RotationService:
                 )
             created = self.keys.new_primary_in(s, actor, details={"rotation": row.id})
             row.new_key_id = created.info.id
-            row.replaced_key_ids_json = orjson.dumps(replaced).decode()
+            row.replaced_key_ids = replaced
             data: dict[str, Any] = {"newKeyId": created.info.id}
             if replace_unused is not None:
                 data["replacesUnused"] = replace_unused
@@ -368,7 +361,7 @@ class RotationService:
             raise Conflict(
                 f"the old key {row.old_key_id} is deleted after its probation: disable it first"
             )
-        timing = Timing.from_dict(orjson.loads(row.options_json))
+        timing = Timing.from_dict(row.options)
         check = self.keys.delete_quiet.total_seconds()
         details: dict[str, Any] = {
             "rotation": row.id,
@@ -396,7 +389,7 @@ class RotationService:
             now = self.clock()
             row = unfinished_row(s, rotation_id)
             self._lease(row, lease, now)
-            row.status = FAILED
+            row.status = RotationStatus.FAILED
             row.last_error = text
             row.updated_at = now
             # The run that failed has stopped: a re-run or an abort need not wait for
@@ -418,7 +411,7 @@ class RotationService:
         with self.audit.transaction() as s:
             now = self.clock()
             row = find_row(s, rotation_id)
-            if row.status == FINISHED:
+            if row.status == RotationStatus.FINISHED:
                 return self._info(s, row)
             if row.status not in UNFINISHED:
                 raise Conflict(f"rotation {row.id} is {row.status}")
@@ -428,7 +421,7 @@ class RotationService:
                     f"rotation {row.id} finishes after step 6 (confirm); it is at step "
                     f"{row.step} ({step_name(row.step)})"
                 )
-            close(row, FINISHED, now)
+            close(row, RotationStatus.FINISHED, now)
             self.audit.record(
                 s,
                 actor,
@@ -473,7 +466,7 @@ class RotationService:
                 if new is not None and new.deleted_at is None:
                     self.keys.retract_in(s, actor, new.id, f"rotation {row.id} was aborted")
             at_step = row.step
-            close(row, ABORTED, now)
+            close(row, RotationStatus.ABORTED, now)
             self.audit.record(
                 s,
                 actor,
@@ -501,11 +494,9 @@ class RotationService:
         data: dict[str, Any],
         now: datetime,
     ) -> None:
-        steps = orjson.loads(row.steps_json)
-        steps[step_name(n)] = {"at": now.isoformat(), **data}
-        row.steps_json = orjson.dumps(steps).decode()
+        row.steps = {**row.steps, step_name(n): {"at": now.isoformat(), **data}}
         row.step = n
-        row.status = RUNNING
+        row.status = RotationStatus.RUNNING
         row.last_error = None
         row.updated_at = now
         self.audit.record(
@@ -528,19 +519,3 @@ class RotationService:
 
     def _info(self, s: Session, row: RotationRow) -> RotationInfo:
         return rotation_info(s, row, self.usage_flush_seconds, self.key_cache_seconds)
-
-
-def rotation_service(services: Services) -> RotationService:
-    """The rotation service over a process's services (cheap: it holds no state)."""
-    settings = services.settings
-    return RotationService(
-        services.db,
-        services.keys,
-        services.audit,
-        services.authorizer,
-        UsageQueries(services.db, services.audit.clock),
-        services.audit.clock,
-        usage_flush_seconds=settings.key_usage_flush_seconds,
-        key_cache_seconds=settings.key_cache_seconds,
-        max_key_age_days=settings.key_max_age_days,
-    )

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +17,7 @@ from searchgate.errors import Conflict, InvalidInput, NotFound
 from searchgate.keys.info import KeyInfo, info_of
 from searchgate.keys.models import ClientKeyRow
 from searchgate.keys.usage import SystemUse
-from searchgate.rotation.common import FINISHED, STEPS, UNFINISHED, Timing, step_name
+from searchgate.rotation.common import STEPS, UNFINISHED, RotationStatus, Timing, step_name
 from searchgate.rotation.models import RotationRow
 
 WRITABLE_KINDS = ("vault", "aws", "file")
@@ -262,7 +261,7 @@ def ids(row: RotationRow) -> dict[str, Any]:
     }
 
 
-def close(row: RotationRow, status: str, now: datetime) -> None:
+def close(row: RotationRow, status: RotationStatus, now: datetime) -> None:
     row.status = status
     row.active = None
     row.finished_at = now
@@ -278,7 +277,7 @@ def active_row(s: Session) -> RotationRow | None:
 def last_finished_row(s: Session) -> RotationRow | None:
     return s.scalar(
         select(RotationRow)
-        .where(RotationRow.status == FINISHED)
+        .where(RotationRow.status == RotationStatus.FINISHED)
         .order_by(RotationRow.finished_at.desc(), RotationRow.id.desc())
         .limit(1)
     )
@@ -321,11 +320,11 @@ def rotation_info(
         store_location=row.store_location,
         old_key_id=row.old_key_id,
         new_key_id=row.new_key_id,
-        replaced_key_ids=tuple(orjson.loads(row.replaced_key_ids_json)),
+        replaced_key_ids=tuple(row.replaced_key_ids),
         store_version_before=row.store_version_before,
         store_version_after=row.store_version_after,
-        timing=Timing.from_dict(orjson.loads(row.options_json)),
-        steps=orjson.loads(row.steps_json),
+        timing=Timing.from_dict(row.options),
+        steps=row.steps,
         started_by=row.started_by,
         started_at=aware(row.started_at),
         updated_at=aware(row.updated_at),

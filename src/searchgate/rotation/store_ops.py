@@ -6,9 +6,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
+from searchgate.keys.info import KeyState
 from searchgate.rotation.backend import RotationBackend, RotationView
 from searchgate.rotation.events import (
     AbortRefused,
+    EventKind,
     PreconditionFailed,
     RotationEvent,
     StoreFailed,
@@ -101,7 +103,11 @@ def write_new_key(
                     "systems: the store still holds the old key, which still works. "
                     "Re-run when the store is back, or --abort"
                 ) from None
-            emit(RotationEvent("warning", f"store write failed, retrying: {exc.message}", step=3))
+            emit(
+                RotationEvent(
+                    EventKind.WARNING, f"store write failed, retrying: {exc.message}", step=3
+                )
+            )
             sleep(min(2.0**attempt, 10.0))
     raise AssertionError("unreachable")
 
@@ -116,13 +122,13 @@ def restore_for_abort(
     the old key enabled first, then the store put back to it. Returns the version the
     store was restored to (None: nothing to restore)."""
     old = rot.old_key
-    if rot.step >= 5 or old is None or old.state == "deleted":
+    if rot.step >= 5 or old is None or old.state == KeyState.DELETED:
         raise AbortRefused(
             f"rotation {rot.id} deleted the old key at step 5: there is no key to go back "
             "to. The new key is in the store and works; re-run without --abort to finish"
         )
     assert old is not None
-    if old.state == "disabled":
+    if old.state == KeyState.DISABLED:
         backend.enable_key(old.id)
     before = rot.store_version_before
     if before is None:
@@ -140,7 +146,7 @@ def restore_for_abort(
         if not ours:
             emit(
                 RotationEvent(
-                    "warning",
+                    EventKind.WARNING,
                     f"{store.location} holds a value this rotation did not write (version "
                     f"{current.version}); it is left as it is",
                 )

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from searchgate.durations import format_duration
 from searchgate.rotation.backend import RotationBackend, RotationView, SystemSeen, TrafficView
-from searchgate.rotation.events import RotationEvent, SystemsOnOldKey, SystemState
+from searchgate.rotation.events import EventKind, RotationEvent, SystemsOnOldKey, SystemState
 
 MARGIN = timedelta(milliseconds=500)
 
@@ -64,7 +64,7 @@ def wait_moved(ctx: WaitContext, rot: RotationView) -> tuple[list[str], list[str
             if ctx.force:
                 ctx.emit(
                     RotationEvent(
-                        "warning",
+                        EventKind.WARNING,
                         f"not moved within {format_duration(timeout)}: {_names(waiting)}; "
                         "going on (--force)",
                         step=4,
@@ -86,7 +86,7 @@ def wait_moved(ctx: WaitContext, rot: RotationView) -> tuple[list[str], list[str
         )
         ctx.emit(
             RotationEvent(
-                "waiting",
+                EventKind.WAITING,
                 f"{len(moved)} of {len(t.old)} systems moved to the new key",
                 step=4,
                 remaining_seconds=max(0.0, remaining),
@@ -118,7 +118,7 @@ def wait_quiet(ctx: WaitContext, rot: RotationView) -> datetime:
             if ctx.force:
                 ctx.emit(
                     RotationEvent(
-                        "warning",
+                        EventKind.WARNING,
                         f"the old key is still in use by {_names(active)}; disabling it "
                         "anyway (--force)",
                         step=5,
@@ -143,7 +143,7 @@ def wait_quiet(ctx: WaitContext, rot: RotationView) -> datetime:
         remaining = (until - t.now).total_seconds()
         ctx.emit(
             RotationEvent(
-                "waiting",
+                EventKind.WAITING,
                 f"draining: the old key must stay unused for {format_duration(quiet)}"
                 + (f" (last used by {_names(active)})" if active else ""),
                 step=5,
@@ -172,7 +172,7 @@ def watch_probation(ctx: WaitContext, rot: RotationView, disabled_at: datetime) 
         remaining = (until - t.now).total_seconds()
         ctx.emit(
             RotationEvent(
-                "waiting",
+                EventKind.WAITING,
                 "probation: the old key is disabled; watching for systems it breaks"
                 + (f" (refused: {_names(refused)})" if refused else ""),
                 step=5,

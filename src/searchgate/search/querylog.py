@@ -1,7 +1,12 @@
 """Counts what people search for (queries that found something), for SAYT suggestions.
 
 Counting happens in memory and is flushed to the database in the background, so a
-search never waits on a write.
+search never waits on a write. The suggestions a process holds take its own flushed
+counts in at once and are reloaded in the background too: only a collection's first
+suggestion reads the database on the request path. The flush is one statement: one per
+query took a quarter of a second of the interpreter every five seconds on a busy
+storefront, which stalled the requests of that moment by tens of milliseconds
+(docs/performance.md, the changes of 2026-12-05).
 """
 
 from __future__ import annotations
@@ -72,6 +77,10 @@ class QueryLog:
                 self.flush()
             except Exception:
                 log.warning("could not flush query counts; will retry", exc_info=True)
+            try:
+                self.refresh(stale_only=True)
+            except Exception:
+                log.warning("could not reload query counts; will retry", exc_info=True)
 
     def flush(self) -> int:
         with self._lock:
@@ -79,6 +88,11 @@ class QueryLog:
         if not pending:
             return 0
         now = datetime.now(UTC)
+        # In primary-key order: flushes of several processes lock rows in the same order.
+        rows = [
+            {"collection": c, "query": q, "count": n, "last_seen": now}
+            for (c, q), n in sorted(pending.items())
+        ]
         try:
             with self.db.write() as s:
                 dialect = s.get_bind().dialect.name
@@ -87,23 +101,52 @@ class QueryLog:
                     if dialect == "postgresql"
                     else sqlite.insert(QueryStatRow)
                 )
-                for (collection, q), n in pending.items():
-                    s.execute(
-                        ins.values(
-                            collection=collection, query=q, count=n, last_seen=now
-                        ).on_conflict_do_update(
-                            index_elements=[QueryStatRow.collection, QueryStatRow.query],
-                            set_={"count": QueryStatRow.count + n, "last_seen": now},
-                        )
-                    )
+                s.execute(
+                    ins.on_conflict_do_update(
+                        index_elements=[QueryStatRow.collection, QueryStatRow.query],
+                        set_={
+                            "count": QueryStatRow.count + ins.excluded.count,
+                            "last_seen": ins.excluded.last_seen,
+                        },
+                    ),
+                    rows,
+                )
         except Exception:
             with self._lock:
                 self._pending.update(pending)
             raise
-        # This process sees its own counts at once; other processes within reload_seconds.
-        for collection in {c for c, _q in pending}:
-            self._popular.pop(collection, None)
+        # This process sees its own counts at once; other processes' after a reload.
+        self._take_in(pending)
         return len(pending)
+
+    def _take_in(self, flushed: Counter[tuple[str, str]]) -> None:
+        """Adds flushed counts to the suggestions held, as new lists swapped in whole
+        (requests read them meanwhile), with small steps rather than one sort: the
+        interpreter stays free for the requests."""
+        for collection in {c for c, _q in flushed}:
+            held = self._popular.get(collection)
+            if held is None:
+                continue
+            expires, queries, counts = held
+            queries, counts = list(queries), list(counts)
+            for (c, q), n in flushed.items():
+                if c != collection:
+                    continue
+                i = bisect.bisect_left(queries, q)
+                if i < len(queries) and queries[i] == q:
+                    counts[i] += n
+                else:
+                    queries.insert(i, q)
+                    counts.insert(i, n)
+            self._popular[collection] = (expires, queries, counts)
+
+    def refresh(self, stale_only: bool = False) -> None:
+        """Reloads the suggestions held (with ``stale_only``, those older than
+        ``reload_seconds``): how other processes' counts arrive."""
+        now = time.monotonic()
+        for collection, (expires, _q, _n) in list(self._popular.items()):
+            if not stale_only or expires <= now:
+                self._popular[collection] = self._read(collection)
 
     def add_counts(self, collection: str, counts: dict[str, int]) -> None:
         """Seeds popularity (for the demo, or an import of a storefront's query log)."""
@@ -115,10 +158,17 @@ class QueryLog:
         self.flush()
 
     def _load(self, collection: str) -> tuple[list[str], list[int]]:
-        now = time.monotonic()
         cached = self._popular.get(collection)
-        if cached is not None and cached[0] > now:
+        # With the background thread running, it reloads; without (a process that
+        # never started it), the request that finds the suggestions stale does.
+        if cached is not None and (self._thread is not None or cached[0] > time.monotonic()):
             return cached[1], cached[2]
+        loaded = self._read(collection)
+        self._popular[collection] = loaded
+        return loaded[1], loaded[2]
+
+    def _read(self, collection: str) -> tuple[float, list[str], list[int]]:
+        now = time.monotonic()
         with self.db.read() as s:
             rows = s.execute(
                 select(QueryStatRow.query, QueryStatRow.count)
@@ -131,8 +181,7 @@ class QueryLog:
         ordered = sorted((str(r[0]), int(r[1])) for r in rows)
         queries = [q for q, _n in ordered]
         counts = [n for _q, n in ordered]
-        self._popular[collection] = (now + self.reload_seconds, queries, counts)
-        return queries, counts
+        return now + self.reload_seconds, queries, counts
 
     def completions(self, collection: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         """Popular queries that start with ``prefix`` (normalised), most searched first."""

@@ -13,6 +13,7 @@ import orjson
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.service import CatalogService
 from searchgate.catalog.settings import CollectionSettings, SaytSettings
+from searchgate.clock import Monotonic
 from searchgate.config import Limits
 from searchgate.engines.base import (
     And,
@@ -112,12 +113,14 @@ class SaytService:
         areas: AreaService,
         query_log: QueryLog,
         limits: Limits,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.engine = engine
         self.catalog = catalog
         self.areas = areas
         self.query_log = query_log
         self.limits = limits
+        self.monotonic = monotonic
         self._nav_values: dict[tuple[str, str], _NavValues] = {}
         self._sayt_settings: dict[str, tuple[float, SaytSettings | None]] = {}
 
@@ -130,7 +133,7 @@ class SaytService:
     def sayt_settings(self, collection: str) -> SaytSettings | None:
         """The SAYT settings as stored now, not as the index was built: making SAYT
         private again takes effect within a second, not after the index rebuild."""
-        now = time.monotonic()
+        now = self.monotonic()
         hit = self._sayt_settings.get(collection)
         if hit is not None and hit[0] > now:
             return hit[1]
@@ -277,7 +280,7 @@ class SaytService:
 
     def _values_of(self, collection: str, nav_name: str) -> _NavValues:
         key = (collection, nav_name)
-        now = time.monotonic()
+        now = self.monotonic()
         hit = self._nav_values.get(key)
         if hit is not None and hit.expires > now:
             return hit

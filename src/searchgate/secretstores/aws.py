@@ -32,6 +32,7 @@ from searchgate.secretstores.base import (
     StoreUnavailable,
     scrub,
 )
+from searchgate_client.sources import region_from_arn
 
 log = logging.getLogger("searchgate.secretstores")
 
@@ -68,13 +69,6 @@ class AwsConfig:
         )
 
 
-def _region_from_arn(secret_id: str) -> str | None:
-    parts = secret_id.split(":")
-    if secret_id.startswith("arn:") and len(parts) > 3 and parts[3]:
-        return parts[3]
-    return None
-
-
 class AwsSecretsManagerStore:
     kind = "aws"
     writable = True
@@ -88,7 +82,7 @@ class AwsSecretsManagerStore:
         try:
             session = boto3.session.Session(
                 profile_name=config.profile,
-                region_name=config.region or _region_from_arn(config.secret_id),
+                region_name=config.region or region_from_arn(config.secret_id),
                 aws_access_key_id=config.access_key_id,
                 aws_secret_access_key=config.secret_access_key,
                 aws_session_token=config.session_token,

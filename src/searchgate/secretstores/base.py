@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-FIELD = "client_key"
-"""The field that holds the key in every store (Vault data, AWS SecretString JSON, file)."""
+# The client reads what the stores write: one name for the field, shared with it.
+from searchgate_client.sources import FIELD as FIELD
 
 
 @dataclass(frozen=True)

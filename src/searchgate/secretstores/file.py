@@ -31,8 +31,7 @@ from searchgate.secretstores.base import (
     StorePermissionDenied,
     StoreUnavailable,
 )
-
-FORMAT = 1
+from searchgate_client.sources import FILE_FORMAT as FORMAT
 
 
 class FileStore:

@@ -31,6 +31,7 @@ from searchgate.secretstores.base import (
     StoreUnavailable,
     scrub,
 )
+from searchgate_client.sources import split_vault_path
 
 log = logging.getLogger("searchgate.secretstores")
 
@@ -93,25 +94,12 @@ class VaultConfig:
 
 
 def split_path(path: str, mount: str | None = None) -> tuple[str, str]:
-    """``secret/searchgate/client-key`` -> (``secret``, ``searchgate/client-key``). A mount
-    with slashes (``team/kv``) is given as ``mount``, and ``path`` must start with it."""
-    clean = path.strip().strip("/")
-    parts = clean.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise StoreMisconfigured(f"invalid Vault path {path!r}: expected MOUNT/PATH/TO/SECRET")
-    if mount:
-        mount = mount.strip("/")
-        if not clean.startswith(mount + "/"):
-            raise StoreMisconfigured(f"Vault path {path!r} is not under the mount {mount!r}")
-        rest = clean[len(mount) + 1 :]
-    else:
-        mount, rest = parts[0], "/".join(parts[1:])
-    if not rest:
-        raise StoreMisconfigured(
-            f"Vault path {path!r} names only a mount: expected MOUNT/PATH/TO/SECRET, "
-            "for example secret/searchgate/client-key"
-        )
-    return mount, rest
+    """``secret/searchgate/client-key`` -> (``secret``, ``searchgate/client-key``), by the
+    client's rule (its Vault key source reads the same paths)."""
+    try:
+        return split_vault_path(path, mount)
+    except ValueError as exc:
+        raise StoreMisconfigured(str(exc)) from None
 
 
 def _created(meta: dict[str, Any]) -> datetime | None:

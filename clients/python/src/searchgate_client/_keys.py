@@ -12,32 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
-from searchgate.client._errors import KeySourceError
-from searchgate.keys.format import check_key_format
+from searchgate_client._errors import KeySourceError
+from searchgate_client.keyformat import check_key_format
+from searchgate_client.sources import KeySource
 
-KeySource = Callable[[], str]
-log = logging.getLogger("searchgate.client")
-
-
-class _SecretVersion(Protocol):
-    @property
-    def value(self) -> str: ...
-
-
-class _ReadableStore(Protocol):
-    def read(self) -> _SecretVersion: ...
-
-
-def from_store(store: _ReadableStore) -> KeySource:
-    """A key source reading the current version of a secret store (anything with a
-    ``read()`` returning an object with a ``value``, as searchgate.secretstores does)."""
-
-    def read_current() -> str:
-        return store.read().value
-
-    return read_current
+log = logging.getLogger("searchgate_client")
 
 
 @dataclass(frozen=True)
@@ -79,9 +59,9 @@ class CachedKey:
 
     def current(self) -> tuple[str, int]:
         """The key and its generation (which grows with every source read)."""
-        held = self._held
-        if held is not None and self._fresh(held):
-            return held.value, held.generation
+        cached = self.cached()
+        if cached is not None:
+            return cached
         with self._lock:
             held = self._held
             if held is not None and self._fresh(held):
@@ -102,6 +82,14 @@ class CachedKey:
                     self._clock() + self.retry_seconds,
                 )
                 return held.value, held.generation
+
+    def cached(self) -> tuple[str, int] | None:
+        """``current()`` when that needs no source read, else None: an event loop asks
+        this first and reads the source (which may block) in a worker thread."""
+        held = self._held
+        if held is not None and self._fresh(held):
+            return held.value, held.generation
+        return None
 
     def refresh(self, after: int | None = None) -> str:
         """Reads the source now. With ``after`` (a generation from ``current()``), a

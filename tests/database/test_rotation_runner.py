@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,7 +36,7 @@ from searchgate.rotation.local_backend import LocalBackend
 from searchgate.rotation.runner import RotationRunner, RunOptions
 from searchgate.runtime import Runtime
 from searchgate.secretstores.file import FileStore
-from tests.conftest import load
+from tests.conftest import ManualClock, load
 from tests.keyhelp import SYSTEM
 
 TIMING = Timing(
@@ -44,6 +45,10 @@ TIMING = Timing(
     move_timeout=timedelta(seconds=3),
 )
 OPTIONS = RunOptions(timing=TIMING, lease_seconds=2, poll_seconds=0.05)
+
+# The app runs on real time (the runs wait out their quiet and probation periods), which
+# a test moves forward past a crashed run's lease instead of waiting for it to lapse.
+pytestmark = pytest.mark.manual_clock(ticking=True)
 
 
 @pytest.fixture
@@ -63,6 +68,7 @@ class Env:
     store: FileStore
     old_key: str
     old_id: str
+    clock: ManualClock
     events: list[RotationEvent] = field(default_factory=list)
 
     def use(self, system: str, secret: str) -> int:
@@ -83,7 +89,10 @@ class Env:
         return r.status_code == 200
 
     def runner(
-        self, on_event: Callable[[RotationEvent], None] | None = None, **options: object
+        self,
+        on_event: Callable[[RotationEvent], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        **options: object,
     ) -> RotationRunner:
         def record(event: RotationEvent) -> None:
             self.events.append(event)
@@ -92,7 +101,12 @@ class Env:
 
         opts = RunOptions(**{**OPTIONS.__dict__, **options})  # type: ignore[arg-type]
         backend = LocalBackend(self.rt.services, self.rt.search, SYSTEM)
-        return RotationRunner(backend, self.store, opts, record)
+        return RotationRunner(backend, self.store, opts, record, sleep=sleep, clock=self.clock)
+
+    def outlast_lease(self) -> None:
+        """A run that crashed (or an abort that was refused) holds its lease until the
+        lease lapses: the next run would wait for that. Moves the app's clock past it."""
+        self.clock.advance(seconds=OPTIONS.lease_seconds)
 
     def step_events(self, rotation_id: str) -> list[str]:
         page = self.rt.services.audit.query(
@@ -107,7 +121,7 @@ class Env:
 
 
 @pytest.fixture
-def env(client: TestClient, rt: Runtime, tmp_path: Path) -> Env:
+def env(client: TestClient, rt: Runtime, tmp_path: Path, app_clock: ManualClock) -> Env:
     created = rt.services.keys.create(SYSTEM, "shop key", ALL_SCOPES, primary=True)
     # The catalog is loaded with a key of its own: the primary's only user is the shop.
     loader = rt.services.keys.create(SYSTEM, "loader", ALL_SCOPES).secret
@@ -115,7 +129,7 @@ def env(client: TestClient, rt: Runtime, tmp_path: Path) -> Env:
     load(client, auth, "default", list(generate(5)), demo_settings())
     store = FileStore(tmp_path / "secrets" / "client-key.json")
     store.write(created.secret, expected_version=None)
-    e = Env(client, rt, store, created.secret, created.info.id)
+    e = Env(client, rt, store, created.secret, created.info.id, app_clock)
     # A storefront used the key shortly before the rotation: it has to move.
     assert e.use("shop", created.secret) == 200
     return e
@@ -187,6 +201,7 @@ def test_a_run_stopped_right_after_any_step_resumes_to_the_end(env: Env, step: i
 
     with pytest.raises(Stop):
         env.runner(crash_after).run()
+    env.outlast_lease()
     # Between the crash and the re-run the store holds a key that works.
     assert env.works(env.store.read().value)
 
@@ -225,8 +240,8 @@ def test_a_store_that_fails_the_write_leaves_the_old_key_in_place_and_a_rerun_fi
             held.append(fd)
 
     slept: list[float] = []
-    runner = env.runner(lock_store_after_step_2, store_attempts=2)
-    runner._sleep = slept.append  # the retry back-off, without waiting it out
+    # The retry back-off, recorded instead of waited out.
+    runner = env.runner(lock_store_after_step_2, slept.append, store_attempts=2)
     with pytest.raises(StoreFailed) as exc:
         runner.run()
     assert exc.value.exit_code == 5
@@ -250,6 +265,7 @@ def test_abort_after_the_store_write_puts_the_old_key_back_everywhere(env: Env) 
 
     with pytest.raises(Stop):
         env.runner(crash_after_3).run()
+    env.outlast_lease()
     new_secret = env.store.read().value
     assert new_secret != env.old_key and env.works(new_secret)
 
@@ -281,6 +297,7 @@ def test_abort_during_probation_enables_the_old_key_before_the_store_gets_it_bac
 
     with pytest.raises(Stop):
         env.runner(crash_in_probation).run()
+    env.outlast_lease()
     assert env.rt.services.keys.get(env.old_id).disabled
 
     env.runner().abort()
@@ -299,9 +316,11 @@ def test_abort_is_refused_once_the_old_key_is_deleted(env: Env) -> None:
 
     with pytest.raises(Stop):
         env.runner(crash_after_5).run()
+    env.outlast_lease()
     with pytest.raises(AbortRefused) as exc:
         env.runner().abort()
     assert exc.value.exit_code == 8 and "re-run without --abort" in exc.value.message
+    env.outlast_lease()
     assert env.runner().run().outcome == "finished"
 
 

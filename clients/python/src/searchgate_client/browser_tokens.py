@@ -5,9 +5,10 @@ compact JWTs (alg EdDSA) with the private half, offline. The server stores only 
 public half, recorded when the key was created, so it checks these tokens without ever
 holding the parent secret (other products keep the parent key in plain text for that).
 
-This module is imported by the Python SDK: it depends on the standard library,
-``cryptography``, ``PyJWT`` and the stdlib-only ``searchgate.keys.format``, never on
-server modules.
+The server imports this module too (it verifies what the client derives), so the two
+cannot disagree on the format. It needs ``cryptography`` and ``PyJWT``, which the
+``browser-tokens`` extra installs; without them the module imports, and deriving or
+verifying a token raises ImportError saying what to install.
 """
 
 from __future__ import annotations
@@ -25,12 +26,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import jwt
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from searchgate_client.keyformat import check_key_format
 
-from searchgate.keys.format import check_key_format
+try:
+    import jwt
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+except ImportError:
+    # A client that only searches needs no signatures: the extra is optional.
+    _CRYPTO_MISSING = True
+else:
+    _CRYPTO_MISSING = False
 
 MAX_TTL = timedelta(hours=24)
 MAX_TTL_TEXT = "24 hours"  # MAX_TTL in words, for messages and help
@@ -51,7 +61,7 @@ MAX_TOKEN_CHARS = 6_144
 _HKDF_SALT = b"searchgate/browser-token/v1"
 _HKDF_INFO = b"ed25519"
 _KID = re.compile(r"^bk_[0-9a-f]{16}$")
-# The collection name rule of the catalog, repeated here because this module may not
+# The collection name rule of the catalog, repeated here because the client cannot
 # import server code.
 _COLLECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -84,8 +94,17 @@ class BrowserClaims:
     expires_at: datetime
 
 
+def _need_crypto() -> None:
+    if _CRYPTO_MISSING:
+        raise ImportError(
+            "browser tokens need cryptography and PyJWT: "
+            'pip install "searchgate-client[browser-tokens]"'
+        )
+
+
 def derive_keypair(client_key: str) -> tuple[Ed25519PrivateKey, bytes]:
     """The Ed25519 key pair of a client key: the same key always gives the same pair."""
+    _need_crypto()
     seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO).derive(
         client_key.encode("utf-8")
     )
@@ -222,6 +241,7 @@ def derive_browser_token(
 
     Raises ValueError for a malformed client key or restriction; the message names the
     offending value but never the client key."""
+    _need_crypto()
     problem = check_key_format(client_key) if isinstance(client_key, str) else "not a string"
     if problem is not None:
         raise ValueError(f"client_key is not a Searchgate client key: {problem}")
@@ -368,6 +388,7 @@ def verify_browser_token(
     caller still checks that the parent key is usable (not disabled or expired).
 
     Raises BrowserTokenError with code ``token_invalid`` or ``token_expired``."""
+    _need_crypto()
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")

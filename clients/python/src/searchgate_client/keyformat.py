@@ -1,7 +1,9 @@
 """The client key format: ``sgk_`` + 32 base62 characters + a 6-character checksum.
 
 The checksum (CRC32 of the random part, in base62) lets a secret scanner recognise a
-Searchgate key offline and tell it from random text, without asking any server.
+Searchgate key offline and tell it from random text, without asking any server. The
+server makes its keys with this module and the client checks them with it, so the two
+agree on the format.
 """
 
 from __future__ import annotations

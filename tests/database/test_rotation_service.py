@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
 from searchgate.audit import AuditFilter
@@ -18,7 +19,6 @@ from searchgate.rotation.service import (
     RotationBusy,
     RotationIrreversible,
     RotationService,
-    rotation_service,
 )
 from searchgate.runtime import Services
 from tests.conftest import ManualClock
@@ -31,7 +31,7 @@ TIMING = Timing(quiet=timedelta(seconds=1), probation=timedelta(seconds=1))
 @pytest.fixture
 def svc(accounts: Services) -> RotationService:
     accounts.keys.create(SYSTEM, "prime", ALL_SCOPES, primary=True)
-    return rotation_service(accounts)
+    return accounts.rotations
 
 
 def events(svc: RotationService, rotation_id: str) -> list[tuple[str, str, str]]:
@@ -132,9 +132,9 @@ def test_one_unfinished_rotation_at_a_time_driven_by_one_run(
         s.add(
             RotationRow(
                 **{
-                    c.name: getattr(row, c.name)
-                    for c in RotationRow.__table__.columns
-                    if c.name != "id"
+                    a.key: getattr(row, a.key)
+                    for a in inspect(RotationRow).column_attrs
+                    if a.key != "id"
                 },
                 id="rot_second",
             )

@@ -1,6 +1,8 @@
-"""The rotation wizard's background run: one thread per console process drives the
+"""The rotation wizard's background run: one thread per server process drives the
 rotation runner, so that its long waits (systems moving to the new key, the quiet
-period, probation) never hold a request. The page follows it by polling.
+period, probation) never hold a request. The runtime holds the one ``RotationJobs`` of
+its process and stops its run before the services shut down; the console's page
+launches runs and follows them by polling.
 
 One run at a time in this process; across processes and hosts the rotation service's
 lock and lease are the guard (a second run anywhere gets ``rotation_busy``). The run
@@ -16,28 +18,33 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from searchgate.accounts.identity import load_identity
-from searchgate.clock import utc_now
+from searchgate.clock import Clock, utc_now
 from searchgate.errors import Conflict, Forbidden, SearchgateError
 from searchgate.permissions import Actor, Permission
-from searchgate.rotation.events import AbortRefused, RotationEvent, RotationStopped, RunResult
+from searchgate.rotation.events import (
+    AbortRefused,
+    EventKind,
+    RotationEvent,
+    RotationStopped,
+    RunOutcome,
+    RunResult,
+)
 from searchgate.rotation.local_backend import LocalBackend
 from searchgate.rotation.runner import RotationRunner, RunOptions
 from searchgate.secretstores import SecretStore, StoreError
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from searchgate.runtime import Services
     from searchgate.search.service import SearchService
 
-log = logging.getLogger("searchgate.console.rotation")
+log = logging.getLogger("searchgate.rotation.jobs")
 
 # Short enough that "continue" after a server restart waits little for the lease of the
 # run that died; the runner renews it every third of this during its waits.
@@ -49,11 +56,22 @@ RECHECK_SECONDS = 10.0
 STOP_WAIT_SECONDS = 10.0
 NEEDED = frozenset({Permission.KEYS_MANAGE, Permission.AUDIT_READ})
 
-RUNNING, ABORTING = "running", "aborting"
-# How a run ended: finished, aborted, no-rotation (the runner's outcomes), failed
-# (stopped by an error, the rotation waits to be continued or aborted), stopped (the
-# server shut down).
-FAILED, STOPPED = "failed", "stopped"
+
+class JobMode(StrEnum):
+    RUN = "run"  # start or continue
+    ABORT = "abort"  # roll back
+
+
+class JobState(StrEnum):
+    RUNNING = "running"
+    ABORTING = "aborting"
+    # Stopped by an error: the rotation waits to be continued or aborted.
+    FAILED = "failed"
+    # The server shut down.
+    STOPPED = "stopped"
+
+
+# How a run ended: a RunOutcome of the runner, or JobState.FAILED or STOPPED.
 
 
 class Cancelled(Exception):
@@ -102,7 +120,7 @@ class PersonBackend(LocalBackend):
 @dataclass(frozen=True)
 class Note:
     at: datetime
-    kind: str
+    kind: EventKind
     message: str
     step: int | None
 
@@ -111,8 +129,8 @@ class Note:
 class JobView:
     """A run as the page shows it, copied under the lock."""
 
-    mode: str  # run | abort
-    state: str  # running, aborting, or how it ended (see above)
+    mode: JobMode
+    state: JobState | RunOutcome  # running, aborting, or how it ended
     started_by: str
     started_at: datetime
     ended_at: datetime | None
@@ -125,7 +143,7 @@ class JobView:
 
     @property
     def active(self) -> bool:
-        return self.state in (RUNNING, ABORTING)
+        return self.state in (JobState.RUNNING, JobState.ABORTING)
 
 
 class _Job:
@@ -134,7 +152,7 @@ class _Job:
         runner_for: Callable[
             [Callable[[float], None], Callable[[RotationEvent], None]], RotationRunner
         ],
-        mode: str,
+        mode: JobMode,
         started_by: str,
         reason: str | None,
         stopping: threading.Event,
@@ -146,8 +164,10 @@ class _Job:
         self._stopping = stopping
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._state = ABORTING if mode == "abort" else RUNNING
-        self._abort_requested = mode == "abort"
+        self._state: JobState | RunOutcome = (
+            JobState.ABORTING if mode is JobMode.ABORT else JobState.RUNNING
+        )
+        self._abort_requested = mode is JobMode.ABORT
         self._notes: deque[Note] = deque(maxlen=KEEP_NOTES)
         self._waiting: tuple[RotationEvent, float] | None = None
         self._ended_at: datetime | None = None
@@ -183,11 +203,11 @@ class _Job:
         """Asks a run to stop at its next pause and roll back; False when it is
         rolling back already or has ended."""
         with self._lock:
-            if self._state != RUNNING or self._abort_requested:
+            if self._state != JobState.RUNNING or self._abort_requested:
                 return False
             self._abort_requested = True
             self.reason = reason
-            self._note("info", "abort asked for: the run rolls back at its next pause")
+            self._note(EventKind.INFO, "abort asked for: the run rolls back at its next pause")
         self._wake.set()
         return True
 
@@ -198,22 +218,25 @@ class _Job:
 
     def _main(self) -> None:
         try:
-            result = self.runner.abort(self.reason) if self.mode == "abort" else self._run()
+            result = self.runner.abort(self.reason) if self.mode is JobMode.ABORT else self._run()
             self._end(result.outcome, result.message, result.rotation_id)
         except Cancelled:
             self._end(
-                STOPPED,
+                JobState.STOPPED,
                 "The server stopped while the rotation ran. It is recorded up to its last "
                 "completed step: continue it (or abort it) from this page.",
             )
         except (RotationStopped, SearchgateError) as exc:
-            self._end(FAILED, exc.message)
+            self._end(JobState.FAILED, exc.message)
         except StoreError as exc:
-            self._end(FAILED, f"the secret store failed: {exc.message}")
+            self._end(JobState.FAILED, f"the secret store failed: {exc.message}")
         except Exception:
             # Unexpected: the details go to the server log, never to the page.
             log.exception("rotation run failed")
-            self._end(FAILED, "the run failed unexpectedly (see the server log); continue or abort")
+            self._end(
+                JobState.FAILED,
+                "the run failed unexpectedly (see the server log); continue or abort",
+            )
 
     def _run(self) -> RunResult:
         try:
@@ -222,7 +245,7 @@ class _Job:
             if self._stopping.is_set():
                 raise
         with self._lock:
-            self._state = ABORTING
+            self._state = JobState.ABORTING
             self._waiting = None
             self._wake.clear()
         try:
@@ -231,9 +254,9 @@ class _Job:
             # The old key was deleted before the run reached a pause: there is nothing
             # to go back to, and the new key works. The run finishes instead.
             with self._lock:
-                self._state = RUNNING
+                self._state = JobState.RUNNING
                 self._abort_requested = False
-                self._note("warning", f"too late to abort: {exc.message}")
+                self._note(EventKind.WARNING, f"too late to abort: {exc.message}")
             return self.runner.run()
 
     def _sleep(self, seconds: float) -> None:
@@ -242,7 +265,7 @@ class _Job:
             with self._lock:
                 if self._stopping.is_set():
                     raise Cancelled("the server is stopping")
-                if self._abort_requested and self._state == RUNNING:
+                if self._abort_requested and self._state == JobState.RUNNING:
                     raise Cancelled("abort requested")
                 self._wake.clear()
             left = deadline - time.monotonic()
@@ -252,17 +275,19 @@ class _Job:
 
     def _on_event(self, event: RotationEvent) -> None:
         with self._lock:
-            if event.kind == "waiting":
+            if event.kind == EventKind.WAITING:
                 self._waiting = (event, time.monotonic())
                 return
-            if event.kind in ("step", "step-done"):
+            if event.kind in (EventKind.STEP, EventKind.STEP_DONE):
                 self._waiting = None
             self._note(event.kind, event.message, event.step)
 
-    def _note(self, kind: str, message: str, step: int | None = None) -> None:
+    def _note(self, kind: EventKind, message: str, step: int | None = None) -> None:
         self._notes.append(Note(utc_now(), kind, message, step))
 
-    def _end(self, state: str, message: str, rotation_id: str | None = None) -> None:
+    def _end(
+        self, state: JobState | RunOutcome, message: str, rotation_id: str | None = None
+    ) -> None:
         with self._lock:
             self._state = state
             self._message = message
@@ -273,10 +298,12 @@ class _Job:
 
 
 class RotationJobs:
-    """The console process's rotation run: at most one at a time, the last one kept
+    """The process's rotation run: at most one at a time, the last one kept
     for the page until another starts."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = utc_now) -> None:
+        # The runner judges key ages by the services' clock, as every other check does.
+        self._clock = clock
         self._lock = threading.Lock()
         self._job: _Job | None = None
         self._stopping = threading.Event()
@@ -287,20 +314,20 @@ class RotationJobs:
 
     def launch(
         self,
-        mode: str,
+        mode: JobMode,
         person: Actor,
         backend: LocalBackend,
         store: SecretStore,
         options: RunOptions,
         reason: str | None = None,
     ) -> JobView:
-        """Starts a run (``mode`` "run": start or continue; "abort": roll back) in a
+        """Starts a run (``mode``: start or continue, or roll back) in a
         thread of its own. Conflict while another run of this process is active."""
 
         def runner_for(
             sleep: Callable[[float], None], on_event: Callable[[RotationEvent], None]
         ) -> RotationRunner:
-            return RotationRunner(backend, store, options, on_event, sleep=sleep)
+            return RotationRunner(backend, store, options, on_event, sleep=sleep, clock=self._clock)
 
         with self._lock:
             if self._stopping.is_set():
@@ -335,28 +362,3 @@ class RotationJobs:
             return True
         job.thread.join(timeout)
         return not job.thread.is_alive()
-
-
-def jobs_of(app: Any) -> RotationJobs:
-    jobs = getattr(app.state, "rotation_jobs", None)
-    if not isinstance(jobs, RotationJobs):
-        raise RuntimeError("the console is not installed on this app")
-    return jobs
-
-
-def install(app: FastAPI) -> None:
-    """Gives the app its rotation run holder, and stops a run before the runtime (its
-    database and services) is shut down."""
-    app.state.rotation_jobs = RotationJobs()
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        context: AbstractAsyncContextManager[Any] = inner(a)
-        async with context as state:
-            try:
-                yield state
-            finally:
-                jobs_of(app).stop()
-
-    app.router.lifespan_context = lifespan

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from searchgate.keys.format import generate_key
 from searchgate.secretstores import StorePermissionDenied, open_store
+from searchgate_client.keyformat import generate_key
 from tests.stores import BaoServer, bao_binary, unique_path
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "secret-stores.md"

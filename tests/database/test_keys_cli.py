@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 
 from searchgate.cli.main import app
 from searchgate.config import Settings
-from searchgate.keys.browser_tokens import verify_browser_token
-from searchgate.keys.format import generate_key
 from searchgate.keys.scopes import Scope
 from searchgate.keys.usage import UsageTracker
 from searchgate.permissions import Actor
 from searchgate.runtime import Services, build_services
+from searchgate_client.browser_tokens import verify_browser_token
+from searchgate_client.keyformat import generate_key
 
 runner = CliRunner()
 ALL = sorted(s.value for s in Scope)

@@ -38,11 +38,11 @@ from sqlalchemy.engine import make_url
 
 from searchgate.config import Settings
 from searchgate.errors import Conflict, InvalidInput, NotFound
-from searchgate.keys.format import generate_key
 from searchgate.keys.info import KeyInfo
 from searchgate.keys.scopes import ALL_SCOPES, Scope
 from searchgate.keys.service import KeyInUse, KeyService
 from searchgate.runtime import Services, build_services
+from searchgate_client.keyformat import generate_key
 from tests.conftest import ManualClock
 from tests.keyhelp import SYSTEM
 

@@ -21,10 +21,10 @@ from searchgate.cli.main import _demo_key, app, demo_store_path
 from searchgate.cli.render import ERROR_BACKOFF_CAP_SECONDS, watch_store
 from searchgate.cli.store import _command, _watch_interval
 from searchgate.config import Settings
-from searchgate.keys.browser_tokens import derive_keypair, verify_browser_token
-from searchgate.keys.format import check_key_format, generate_key
 from searchgate.runtime import Services
 from searchgate.secretstores import open_store
+from searchgate_client.browser_tokens import derive_keypair, verify_browser_token
+from searchgate_client.keyformat import check_key_format, generate_key
 from tests.keyhelp import SYSTEM
 from tests.stores import FaultyServer
 

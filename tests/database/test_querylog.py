@@ -1,0 +1,80 @@
+"""The query log's counts and suggestions, on SQLite and PostgreSQL: a flush is one
+statement, and suggestions never read the database on the request path once loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from searchgate.runtime import Services
+from searchgate.search.querylog import QueryLog
+
+
+@contextmanager
+def statements(services: Services) -> Iterator[list[tuple[str, bool]]]:
+    """The SQL statements run meanwhile on either engine, with whether each was an
+    executemany."""
+    seen: list[tuple[str, bool]] = []
+
+    def listen(_c: Any, _cur: Any, sql: str, _p: Any, _ctx: Any, many: bool) -> None:
+        seen.append((sql, many))
+
+    engines = {services.db.engine, services.db.write_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", listen)
+
+
+def test_a_flush_writes_all_counts_in_one_statement(services: Services) -> None:
+    log = QueryLog(services.db)
+    for i in range(50):
+        log.record("default", f"red shoes {i}")
+    log.record("default", "red shoes 1")
+    with statements(services) as seen:
+        assert log.flush() == 50
+    upserts = [sql for sql, _many in seen if "query_stats" in sql.lower()]
+    assert len(upserts) == 1
+    log.record("default", "red shoes 1")
+    log.flush()
+    assert log.completions("default", "red shoes 1", 3)[0] == ("red shoes 1", 3)
+
+
+def test_suggestions_take_a_flush_in_without_reading_on_the_request_path(
+    services: Services,
+) -> None:
+    log = QueryLog(services.db)
+    log.record("default", "blue jeans")
+    log.flush()
+    assert log.completions("default", "blue", 5) == [("blue jeans", 1)]
+    for _ in range(3):
+        log.record("default", "blue shirt")
+    log.record("default", "blue jeans")
+    log.flush()
+    with statements(services) as seen:
+        got = log.completions("default", "blue", 5)
+    assert seen == []
+    assert got == [("blue shirt", 3), ("blue jeans", 2)]
+
+
+def test_a_reload_brings_other_processes_counts_outside_the_request_path(
+    services: Services,
+) -> None:
+    here, there = QueryLog(services.db), QueryLog(services.db)
+    here.record("default", "green hat")
+    here.flush()
+    assert here.completions("default", "green", 5) == [("green hat", 1)]
+    there.record("default", "green coat")
+    there.record("default", "green coat")
+    there.flush()
+    here.refresh()
+    with statements(services) as seen:
+        got = here.completions("default", "green", 5)
+    assert seen == []
+    assert got == [("green coat", 2), ("green hat", 1)]
