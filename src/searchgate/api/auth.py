@@ -18,7 +18,14 @@ from searchgate.keys.scopes import Scope
 from searchgate.keys.service import KeyService
 from searchgate.logs import redact
 
-__all__ = ["Caller", "authenticate", "presented_key", "request_context", "system_of"]
+__all__ = [
+    "Caller",
+    "authenticate",
+    "authorize_presented",
+    "presented_key",
+    "request_context",
+    "system_of",
+]
 
 # Query parameters that carry a key in other products' conventions, and the shape of one
 # of ours wherever it is in the query string (base62 survives URL encoding unchanged).
@@ -153,7 +160,21 @@ def authenticate(
 ) -> Caller:
     """``scope`` None: any usable key (``GET /api/v1/keys/self``). ``system``: the
     calling system as the request body names it, if it can (see ``system_of``)."""
-    secret = presented_key(request, body_key)
+    return authorize_presented(
+        keys, request, presented_key(request, body_key), scope, collection, system
+    )
+
+
+def authorize_presented(
+    keys: KeyService,
+    request: Request,
+    secret: str | None,
+    scope: Scope | None,
+    collection: str | None = None,
+    system: str | None = None,
+) -> Caller:
+    """``authenticate`` for a route that has already read the credential with
+    ``presented_key`` (SAYT must, before its parameters): the URL is scanned once."""
     context = request_context(request, system)
     try:
         caller = keys.authorize(Presented(secret) if secret else None, context, scope, collection)

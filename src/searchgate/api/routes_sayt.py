@@ -18,7 +18,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from searchgate.api.auth import authenticate, presented_key
+from searchgate.api.auth import authorize_presented, presented_key
 from searchgate.api.deps import runtime
 from searchgate.api.errors import ERROR_RESPONSES, AuthError
 from searchgate.api.routing import RequestRoute
@@ -111,7 +111,9 @@ async def sayt(request: Request) -> Response:
     public = False
     forced: str | None = None
     if presented is not None:
-        caller = authenticate(rt.services.keys, request, Scope.SAYT, collection=collection)
+        caller = authorize_presented(
+            rt.services.keys, request, presented, Scope.SAYT, collection=collection
+        )
         forced = caller.forced_filter
     elif rt.sayt.is_public(collection):
         public = True
