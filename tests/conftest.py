@@ -98,16 +98,20 @@ def pg_template(pg_server: pg.PostgresServer) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Every storage test runs on both databases, each a fresh copy of a migrated
-    template (the code under test still runs ``upgrade``, which finds nothing to do)."""
+    template (the code under test still runs ``upgrade``, which finds nothing to do).
+    A PostgreSQL copy is dropped after its test: the server keeps its data in memory."""
     if request.param == "sqlite":
         path = tmp_path / "searchgate.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
+        yield f"sqlite:///{path}"
+        return
     server: pg.PostgresServer = request.getfixturevalue("pg_server")
     template: str = request.getfixturevalue("pg_template")
-    return server.create_database(f"sg_test_{os.getpid()}_{next(_db_counter)}", template)
+    name = f"sg_test_{os.getpid()}_{next(_db_counter)}"
+    yield server.create_database(name, template)
+    server.drop_database(name)
 
 
 @pytest.fixture

@@ -31,9 +31,17 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def _memory_dir() -> str | None:
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
 class PostgresServer:
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="searchgate-pg-"))
+        # In memory where the system has it: a test server writes a database of about
+        # 10 MiB for every test, and deleting a few gigabytes of them from a disk at
+        # the end took longer than a minute.
+        self.dir = Path(tempfile.mkdtemp(prefix="searchgate-pg-", dir=_memory_dir()))
         self.port = free_port()
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
@@ -58,6 +66,10 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
+        self.resume()
+
+    def resume(self) -> None:
+        """Starts the server (again, after ``pause``) on the same port and data."""
         subprocess.run(
             _as_pg_user(
                 [
@@ -75,6 +87,16 @@ class PostgresServer:
             ),
             check=True,
             capture_output=True,
+        )
+
+    def pause(self) -> None:
+        """Stops the server at once, as a crash would, keeping its data for ``resume``:
+        every client connection is cut and new ones are refused."""
+        subprocess.run(
+            _as_pg_user([str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
 
     def stop(self) -> None:
@@ -101,6 +123,15 @@ class PostgresServer:
             copy = f' TEMPLATE "{template}"' if template else ""
             conn.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drops ``name``, cutting off whoever is still connected."""
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager

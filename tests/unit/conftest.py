@@ -1,11 +1,12 @@
 """Unit tests run in memory: a test here that opens a network connection, listens on a
-port or opens a database fails at once, naming what it touched. Such a test belongs to
-another tier (docs/testing.md)."""
+port, opens a database or starts a process fails at once, naming what it touched. Such
+a test belongs to another tier (docs/testing.md)."""
 
 from __future__ import annotations
 
 import socket
 import sqlite3
+import subprocess
 from typing import Any
 
 import psycopg
@@ -42,6 +43,12 @@ def memory_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def postgres(*args: Any, **kwargs: Any) -> Any:
         raise TouchedOutside(f"a unit test connects to PostgreSQL: {MOVE}")
+
+    def process(*args: Any, **kwargs: Any) -> Any:
+        raise TouchedOutside(f"a unit test starts a process: {MOVE}")
+
+    # Every way of starting one in the standard library goes through Popen.
+    monkeypatch.setattr(subprocess.Popen, "__init__", process)
 
     # SQLAlchemy opens SQLite through sqlite3.dbapi2.
     monkeypatch.setattr(sqlite3, "connect", sqlite)

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from searchgate.logs import JsonFormatter, configure, redact
+from searchgate.logs import AccessRecord, JsonFormatter, configure, redact
 from searchgate_client.keyformat import generate_key
 
 
@@ -49,6 +49,37 @@ def test_keys_are_masked_in_the_message_fields_and_tracebacks() -> None:
     assert "ValueError" in entry["exc"] and "[redacted]" in entry["exc"]
 
 
+def test_the_time_is_exact_to_the_millisecond_across_seconds() -> None:
+    formatter = JsonFormatter()
+
+    def at(created: float) -> str:
+        record = _record("x")
+        record.created = created
+        return str(orjson.loads(formatter.format(record))["ts"])
+
+    # 2026-12-06T02:00:00Z; the formatter keeps the second's text between lines.
+    second = 1796522400
+    assert at(second + 0.999) == "2026-12-06T02:00:00.999+00:00"
+    assert at(second + 1.0005) == "2026-12-06T02:00:01.000+00:00"
+    assert at(second + 0.25) == "2026-12-06T02:00:00.250+00:00"
+    assert at(second + 86400.5) == "2026-12-07T02:00:00.500+00:00"
+
+
+def test_an_access_record_formats_like_any_record() -> None:
+    record = AccessRecord("searchgate.access", {"request_id": "ab12", "status": 200})
+    entry = orjson.loads(JsonFormatter().format(record))
+    assert entry["msg"] == "request" and entry["level"] == "info"
+    assert entry["logger"] == "searchgate.access"
+    assert entry["request_id"] == "ab12" and entry["status"] == 200
+    # Whatever another handler asks of a record (pytest's, a plain text one) is there.
+    every = logging.Formatter(
+        "%(asctime)s %(msecs)d %(relativeCreated)d %(levelname)s %(name)s %(pathname)s "
+        "%(filename)s %(module)s %(funcName)s %(lineno)d %(thread)s %(threadName)s "
+        "%(process)s %(processName)s %(message)s"
+    )
+    assert every.format(record).endswith(" request")
+
+
 def test_redact_leaves_other_text_alone() -> None:
     assert redact("sgk_ is the prefix; sgk_abc is too short") == (
         "sgk_ is the prefix; sgk_abc is too short"
@@ -62,7 +93,9 @@ def root_logging() -> Iterator[None]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     access = logging.getLogger("uvicorn.access").disabled
+    srcfile = logging._srcfile
     yield
+    logging._srcfile = srcfile
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
     logging.getLogger("uvicorn.access").disabled = access

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import types
 from dataclasses import dataclass
@@ -278,44 +276,3 @@ def test_all_lists_exactly_the_public_api() -> None:
     assert set(searchgate_client.__all__) == public
     assert sorted(searchgate_client.__all__) == sorted(PUBLIC_API)
     assert len(searchgate_client.__all__) == len(set(searchgate_client.__all__))
-    # Each name imports on its own, in a fresh interpreter, and a star import gets them all.
-    code = (
-        "import sys\n"
-        "for name in sys.argv[1:]:\n"
-        "    exec(f'from searchgate_client import {name}')\n"
-        "namespace = {}\n"
-        "exec('from searchgate_client import *', namespace)\n"
-        "print(sorted(n for n in namespace if n != '__builtins__'))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, *PUBLIC_API],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert done.stdout.strip() == str(sorted(PUBLIC_API))
-
-
-def test_the_sdk_imports_without_any_server_module() -> None:
-    code = (
-        "import sys, searchgate_client\n"
-        "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('searchgate', 'searchgate_client', 'fastapi', 'starlette', 'sqlalchemy', "
-        "'pydantic', 'alembic', 'tantivy', 'hvac', 'boto3', 'uvicorn', 'jinja2', 'typer'))))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    loaded = set(done.stdout.split())
-    assert loaded == {
-        "searchgate_client",
-        "searchgate_client._client",
-        "searchgate_client._errors",
-        "searchgate_client._keys",
-        "searchgate_client._types",
-        "searchgate_client._version",
-        "searchgate_client.browser_tokens",
-        "searchgate_client.keyformat",
-        "searchgate_client.sources",
-    }

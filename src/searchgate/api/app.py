@@ -47,7 +47,12 @@ def build_api(settings: Settings, lifespan: Callable[[FastAPI], Any]) -> FastAPI
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
-    for module in (routes_search, routes_sayt, routes_collections, routes_upload, routes_ops):
+    # The storefront's routes go into the application's own list: an included router
+    # is matched twice on every request (once to be chosen, once inside), a twentieth
+    # of a SAYT keystroke's HTTP cost (docs/performance.md).
+    for hot in (routes_search, routes_sayt):
+        app.router.routes.extend(hot.router.routes)
+    for module in (routes_collections, routes_upload, routes_ops):
         app.include_router(module.router)
     app.include_router(routes_keys.router)
     app.include_router(routes_admin.router)
