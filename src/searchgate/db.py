@@ -9,8 +9,11 @@ from typing import Any
 import orjson
 from sqlalchemy import MetaData, Text, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from searchgate.storage import StorageHealth, storage_fault
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -84,6 +87,7 @@ class Database:
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
             self.write_engine = self.engine
+        self.storage = StorageHealth()
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
 
@@ -94,8 +98,19 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._write() as session, session.begin():
-            yield session
+        """A write transaction. One that fails for want of storage (a full disk, a
+        read-only database) rolled back and raises ``StorageUnavailable``; ``storage``
+        remembers it until a write succeeds again."""
+        try:
+            with self._write() as session, session.begin():
+                yield session
+        except (DBAPIError, OSError) as exc:
+            fault = storage_fault(exc, saved_nothing=True)
+            if fault is None:
+                raise
+            self.storage.failed(fault)
+            raise fault from exc
+        self.storage.succeeded()
 
     def dispose(self) -> None:
         self.engine.dispose()

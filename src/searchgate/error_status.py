@@ -13,10 +13,19 @@ STATUS: dict[type[errors.SearchgateError], int] = {
     errors.PayloadTooLarge: 413,
     errors.UploadRejected: 420,
     errors.Unavailable: 503,
+    errors.RevocationsUnconfirmed: 503,
+    errors.DatabaseUnavailable: 503,
+    errors.StorageUnavailable: 507,
+    errors.StorageFull: 507,
+    errors.StorageReadOnly: 503,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
     errors.ReauthenticationRequired: 403,
     errors.TooManyAttempts: 429,
+    errors.RateLimited: 429,
+    errors.TooManyConcurrent: 429,
+    errors.Overloaded: 503,
+    errors.TimeBudgetExceeded: 503,
 }
 
 

@@ -50,8 +50,51 @@ class UploadRejected(SearchgateError):
     code = "upload_rejected"
 
 
+class RetryLater(SearchgateError):
+    """An error whose answer says when to try again: the ``retryAfter`` detail, in
+    seconds, also sent as the Retry-After header."""
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds to wait (the Retry-After header): the ``retryAfter`` detail."""
+        value = self.details.get("retryAfter")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return 1
+        return max(1, ceil(value))
+
+
 class Unavailable(SearchgateError):
     code = "unavailable"
+
+
+class RevocationsUnconfirmed(RetryLater, Unavailable):
+    """This server could not confirm its view of key revocations recently enough to
+    trust a client key (docs/operations.md, "Several nodes"): it refuses every key
+    rather than accept one that may have been disabled or deleted meanwhile."""
+
+    code = "revocations_unconfirmed"
+
+
+class DatabaseUnavailable(RetryLater, Unavailable):
+    """The database did not answer a request that needs it."""
+
+    code = "database_unavailable"
+
+
+class StorageUnavailable(RetryLater):
+    """The server could not write its data: its disk is full, or its storage read-only
+    (``searchgate.storage`` tells them apart). The ``reason`` detail says which."""
+
+    code = "storage_unavailable"
+
+
+class StorageFull(StorageUnavailable):
+    """No space left (or the quota used up): 507, the request may succeed once an
+    operator has made room."""
+
+
+class StorageReadOnly(StorageUnavailable):
+    """The storage refuses every write (mounted read-only): 503."""
 
 
 class Unauthenticated(SearchgateError):
@@ -74,13 +117,30 @@ class ReauthenticationRequired(Forbidden):
     code = "reauthentication_required"
 
 
-class TooManyAttempts(SearchgateError):
+class TooManyAttempts(RetryLater):
     code = "too_many_attempts"
 
-    @property
-    def retry_after(self) -> int:
-        """Whole seconds to wait (the Retry-After header): the ``retryAfter`` detail."""
-        value = self.details.get("retryAfter")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return 1
-        return max(1, ceil(value))
+
+class RateLimited(TooManyAttempts):
+    """Over a default request rate per client address (public SAYT, browser tokens)."""
+
+    code = "rate_limited"
+
+
+class TooManyConcurrent(RetryLater):
+    """One caller has as many searches in flight as it may (429): the others it sends
+    meanwhile are refused, so that it cannot take the whole search pool."""
+
+    code = "too_many_concurrent"
+
+
+class Overloaded(RetryLater, Unavailable):
+    """The search pool's queue is full (503): this server is answering all it can."""
+
+    code = "overloaded"
+
+
+class TimeBudgetExceeded(RetryLater, Unavailable):
+    """A search did not finish within the server's time budget for one request (503)."""
+
+    code = "time_budget_exceeded"

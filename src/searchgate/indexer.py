@@ -57,6 +57,8 @@ class Indexer:
         node: str,
         poll_seconds: float = 0.05,
         commit_seconds: float = 1.0,
+        idle_seconds: float = 0.15,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -64,13 +66,18 @@ class Indexer:
         self.node = node
         self.poll_seconds = poll_seconds
         self.commit_seconds = commit_seconds
-        # The highest change someone waits for (``wait_for``), and since when changes
-        # applied here wait for a commit: the indexing thread commits at most every
-        # ``commit_seconds`` unless someone waits. Each commit ends tantivy segments
-        # that are merged later, so committing after every upload batch costs a fifth
-        # of the indexing throughput.
+        self.idle_seconds = idle_seconds
+        self.monotonic = monotonic
+        # The highest change someone waits for (``wait_for``), since when changes
+        # applied here wait for a commit, and when the last one was applied. The
+        # indexing thread commits once no change came for ``idle_seconds`` (an upload
+        # is searchable soon after it is answered), and under a steady stream at most
+        # every ``commit_seconds``, unless someone waits: each commit ends tantivy
+        # segments that are merged later, so committing after every upload batch of a
+        # bulk load costs a fifth of the indexing throughput.
         self._waiting = 0
         self._dirty_since: float | None = None
+        self._changed_at = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -83,6 +90,8 @@ class Indexer:
         self._last_prune = time.monotonic()
         self._last_merge_check = time.monotonic()
         self.last_error: str | None = None
+        # The change a failed pass left unapplied: ``last_error`` stays until it is.
+        self._failed_seq = 0
         self._settings: dict[str, CollectionSettings | None] = {}
         # Upserts skipped because a later change replaced the record, until that change
         # is applied; and the position a rebuilt index (read from a newer snapshot)
@@ -121,8 +130,21 @@ class Indexer:
             self._head.close()
         self._forget_nodes({self.node})
 
-    def notify(self) -> None:
+    def notify(self, _payload: str = "") -> None:
+        """The change log moved (this process's write, or another's NOTIFY)."""
         self._wake.set()
+
+    def want(self, seq: int) -> None:
+        """Someone waits for change ``seq`` (here, or an upload with ``?wait=true`` on
+        another node): it is committed as soon as it is applied, not at the timed commit."""
+        with self._applied:
+            self._waiting = max(self._waiting, seq)
+        self._wake.set()
+
+    def want_payload(self, payload: str) -> None:
+        """``want`` for a WAITING notification's payload."""
+        if payload.isdigit():
+            self.want(int(payload))
 
     @property
     def ready(self) -> bool:
@@ -138,7 +160,8 @@ class Indexer:
                 if not self._ready.is_set():
                     self.repair()
                     self._forget_dead_twins()
-                self.catch_up()
+                # The first pass after a start makes its changes searchable at once.
+                self.catch_up(timed=self._ready.is_set())
                 if time.monotonic() - self._last_prune >= PRUNE_SECONDS:
                     self.prune()
                 if time.monotonic() - self._last_merge_check >= MERGE_CHECK_SECONDS:
@@ -148,14 +171,37 @@ class Indexer:
                     with self._applied:
                         self._ready.set()
                         self._applied.notify_all()
-                self.last_error = None
+                with self._work:  # not between a hand-over's failure and its report
+                    if self._position >= self._failed_seq:
+                        self.last_error = None
+                        self._failed_seq = 0
             except Exception as exc:  # keep indexing alive; readiness reports the error
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("indexer pass failed; retrying from the last commit")
-                self._recover()
+                self._failed(exc, 0)
                 self._stop.wait(1.0)
-            self._wake.wait(self.poll_seconds)
+            self._wake.wait(self._next_wait())
             self._wake.clear()
+
+    def _next_wait(self) -> float:
+        """Until the next poll, or the timed commit of what is applied, if sooner: the
+        poll may be slow when notifications wake this thread (``notify``)."""
+        if self._dirty_since is None:
+            return self.poll_seconds
+        due = (
+            min(self._dirty_since + self.commit_seconds, self._changed_at + self.idle_seconds)
+            - self.monotonic()
+        )
+        # Overdue after a pass: the commit waits for a transaction boundary, which
+        # only a further change brings (it wakes this thread).
+        return self.poll_seconds if due <= 0 else min(self.poll_seconds, due)
+
+    def _failed(self, exc: Exception, seq: int) -> None:
+        """Reports a failed pass (readiness shows ``last_error`` until a pass applies
+        change ``seq``) and starts again from the last commit."""
+        with self._work:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._failed_seq = max(self._failed_seq, seq)
+        log.error("indexing failed; retrying from the last commit", exc_info=exc)
+        self._recover()
 
     def _recover(self) -> None:
         """Drops what the failed pass applied but did not commit: the next pass starts
@@ -185,9 +231,8 @@ class Indexer:
     def wait_for(self, seq: int, timeout: float) -> bool:
         """True once change ``seq`` is searchable in this process's indexes."""
         deadline = time.monotonic() + timeout
+        self.want(seq)
         with self._applied:
-            self._waiting = max(self._waiting, seq)
-            self._wake.set()
             # Before the first pass the position read from disk may not belong to this
             # database (it is rebuilt then), so it proves nothing.
             while not self._ready.is_set() or self.engine.applied_seq() < seq:
@@ -254,11 +299,13 @@ class Indexer:
             self._settings[name] = self.catalog.settings_of(name)
         return self._settings[name]
 
-    def catch_up(self, progress: Progress | None = None) -> int:
+    def catch_up(self, progress: Progress | None = None, timed: bool = False) -> int:
         """Applies every committed change; returns how many were applied.
 
         Commits at the end of the log, and during a long pass every ``CHUNK`` changes
         or so, always at a transaction boundary where the index matches the database.
+        ``timed`` (the indexing thread): the commit at the end waits until it is due
+        (see ``_commit_due``); a one-off pass (reindex, tests) commits at once.
         The final commit waits for tantivy's indexing threads: it runs without holding
         off this process's uploads.
         """
@@ -269,28 +316,31 @@ class Indexer:
             if (
                 position > self.engine.applied_seq()
                 and self._at_boundary(position)
-                and self._commit_due()
+                and (not timed or self._commit_due())
             ):
                 self._commit(position)
             else:
+                if position == self.engine.applied_seq():
+                    self._dirty_since = None
                 self._heartbeat()
         return count
 
     def _commit_due(self) -> bool:
-        if (
-            threading.current_thread() is not self._thread
-            or self.commit_seconds <= 0
-            or not self._ready.is_set()
-        ):
-            # A one-off pass (reindex, tests) or the first pass after a start makes
-            # its changes searchable at once.
+        if self.commit_seconds <= 0 or self._waiting > self.engine.applied_seq():
             return True
-        if self._waiting > self.engine.applied_seq():
-            return True
-        now = time.monotonic()
+        now = self.monotonic()
         if self._dirty_since is None:
-            self._dirty_since = now
-        return now - self._dirty_since >= self.commit_seconds
+            self._dirty_since = self._changed_at = now
+        return (
+            now - self._changed_at >= self.idle_seconds
+            or now - self._dirty_since >= self.commit_seconds
+        )
+
+    def _changed(self) -> None:
+        """Changes were applied, to be committed when due (``_commit_due``)."""
+        self._changed_at = self.monotonic()
+        if self._dirty_since is None:
+            self._dirty_since = self._changed_at
 
     def _apply_log(self, progress: Progress | None) -> int:
         with self._work:
@@ -329,6 +379,8 @@ class Indexer:
                 if len(changes) < CHUNK:
                     break
             self._flush_group()
+            if count:
+                self._changed()
             return count
 
     # --- batches written by this process --------------------------------------------
@@ -350,8 +402,13 @@ class Indexer:
         try:
             if batch is not None:
                 with self._work:
-                    self._handoff[batch.first_seq] = batch
-                    self._take_handoff()
+                    try:
+                        self._handoff[batch.first_seq] = batch
+                        self._take_handoff()
+                    except Exception as exc:
+                        # The batch is committed: its writer is answered all the same,
+                        # and the indexing thread applies it again from the change log.
+                        self._failed(exc, batch.last_seq)
         finally:
             self._feeding.release()
             self._wake.set()
@@ -363,6 +420,7 @@ class Indexer:
             if batch is None or not self._apply_batch(batch):
                 break
             self._position = batch.last_seq
+            self._changed()
         for first in [f for f in self._handoff if f <= self._position]:
             del self._handoff[first]
         while len(self._handoff) > HANDOFF_BATCHES:

@@ -23,6 +23,7 @@ from searchgate.db import Base
 from searchgate.keys.models import ClientKeyRow
 from searchgate.keys.usage_models import KeySystemRow, KeyUsageHourRow
 from searchgate.rotation.models import RotationRow
+from searchgate.server_secrets import ServerSecretRow
 
 __all__ = [
     "AreaRow",
@@ -42,6 +43,7 @@ __all__ = [
     "RecoveryCodeRow",
     "RoleRow",
     "RotationRow",
+    "ServerSecretRow",
     "SessionRow",
     "ThrottleRow",
     "TotpRow",

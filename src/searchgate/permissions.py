@@ -22,6 +22,7 @@ class Permission(StrEnum):
     SEARCH_PREVIEW = "console:search:preview"
     AREAS_READ = "console:areas:read"
     AREAS_MANAGE = "console:areas:manage"
+    ANALYTICS_VIEW = "console:analytics:view"
     USERS_READ = "admin:users:read"
     USERS_MANAGE = "admin:users:manage"
     ROLES_MANAGE = "admin:roles:manage"
@@ -38,6 +39,8 @@ PERMISSION_HELP: dict[Permission, str] = {
     Permission.SEARCH_PREVIEW: "run searches in the search preview",
     Permission.AREAS_READ: "see areas and their metadata",
     Permission.AREAS_MANAGE: "create, rename and delete areas and edit their metadata",
+    Permission.ANALYTICS_VIEW: "see search analytics: searches per day, top and zero-result "
+    "queries",
     Permission.USERS_READ: "see users, their roles and the roles defined",
     Permission.USERS_MANAGE: "create, change, disable and delete users; end their sessions",
     Permission.ROLES_MANAGE: "create, change and delete custom roles",
@@ -79,17 +82,24 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             Permission.SEARCH_PREVIEW,
             Permission.AREAS_READ,
             Permission.AREAS_MANAGE,
+            Permission.ANALYTICS_VIEW,
         }
     ),
     VIEWER_ROLE: frozenset(
-        {Permission.COLLECTIONS_READ, Permission.SEARCH_PREVIEW, Permission.AREAS_READ}
+        {
+            Permission.COLLECTIONS_READ,
+            Permission.SEARCH_PREVIEW,
+            Permission.AREAS_READ,
+            Permission.ANALYTICS_VIEW,
+        }
     ),
 }
 
 BUILTIN_ROLE_HELP: dict[str, str] = {
     ADMIN_ROLE: "everything, including users, roles, client keys and security settings",
-    MERCHANDISER_ROLE: "collections and areas, search preview; no deletion, no admin section",
-    VIEWER_ROLE: "read-only: collections, areas and search preview",
+    MERCHANDISER_ROLE: "collections and areas, search preview and analytics; no deletion, "
+    "no admin section",
+    VIEWER_ROLE: "read-only: collections, areas, search preview and analytics",
 }
 
 # Who counts as an admin for the "last admin" guard and the admin count: anyone who

@@ -24,11 +24,12 @@ from searchgate.accounts import (
     UserService,
 )
 from searchgate.accounts.invitations import InvitationService
-from searchgate.audit import AuditLog, load_or_create_audit_key
+from searchgate.audit import AuditLog
 from searchgate.authorizer import Authorizer
 from searchgate.catalog.admin import CollectionAdmin
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.models import IndexNodeRow
+from searchgate.catalog.replacements import ReplacementService
 from searchgate.catalog.service import CatalogReader, CatalogService, WriteListener
 from searchgate.clock import Clock, Monotonic, utc_now
 from searchgate.config import Settings
@@ -36,16 +37,20 @@ from searchgate.db import Database
 from searchgate.engines.tantivy.engine import TantivyEngine
 from searchgate.engines.tantivy.store import SlotLock
 from searchgate.indexer import NODE_LIVE_SECONDS, Indexer
-from searchgate.keys.hashing import load_or_create_pepper, previous_peppers
-from searchgate.keys.ratelimit import CachedCount, RateLimiter
+from searchgate.keys.ratelimit import CachedCount, ClientRates, RateLimiter
+from searchgate.keys.revocations import RevocationWatch
 from searchgate.keys.service import KeyService
 from searchgate.keys.usage import UsageQueries, UsageTracker
 from searchgate.migrations import upgrade
+from searchgate.notify import CHANGES, KEYS, WAITING, Listener, ask_commit
 from searchgate.rotation.jobs import RotationJobs
 from searchgate.rotation.service import RotationService
+from searchgate.search.analytics import SearchAnalytics
+from searchgate.search.pool import PoolLimits, SearchPool
 from searchgate.search.querylog import QueryLog
 from searchgate.search.sayt import SaytService
 from searchgate.search.service import SearchService
+from searchgate.server_secrets import ServerSecrets, load_server_secrets, record_server_secrets
 
 # Allocations between two young-generation collections (the default is 700).
 GC_THRESHOLD = 20_000
@@ -71,8 +76,11 @@ class Services:
     invitations: InvitationService
     usage: UsageQueries
     rotations: RotationService
-    # Counts searches for SAYT's popular queries; the runtime starts its flusher.
+    # Counts searches for SAYT's popular queries and for search analytics; the
+    # runtime starts its flusher.
     query_log: QueryLog
+    analytics: SearchAnalytics
+    replacements: ReplacementService
 
 
 def open_database(settings: Settings, migrate: bool = True) -> Database:
@@ -92,20 +100,22 @@ def build_services(
     index_listener: WriteListener | None = None,
     limiter: RateLimiter | None = None,
     monotonic: Monotonic = time.monotonic,
+    server_secrets: ServerSecrets | None = None,
 ) -> Services:
     """``clock``: tests pass one they can move, to test lifetimes without sleeping;
     ``monotonic`` likewise for the key cache's expiry.
     ``db``: one opened by ``open_database`` (the runtime's indexer is built on it
     first, to be the catalog's ``index_listener``). ``limiter``: the server's, which
-    shares each key's rate among the live processes (else this process has it all)."""
+    shares each key's rate among the live processes (else this process has it all).
+    ``server_secrets``: loaded by the caller already (see ``load_server_secrets``);
+    either way they are checked against the database's record before anything is
+    written, and a node whose secrets differ raises ServerSecretsError."""
     if db is None:
         db = open_database(settings, migrate)
-    pepper = load_or_create_pepper(settings.secrets_dir, settings.key_pepper)
-    audit = AuditLog(
-        db,
-        load_or_create_audit_key(settings.secrets_dir, settings.audit_key),
-        clock,
-    )
+    secrets = server_secrets or load_server_secrets(settings, db)
+    pepper = secrets.pepper
+    audit = AuditLog(db, secrets.audit_key, clock)
+    record_server_secrets(db, audit, secrets, clock)
     authorizer = Authorizer(audit, clock, timedelta(minutes=settings.reauth_window_minutes))
     passwords = PasswordHasher(settings.password_memory_kib, settings.password_iterations)
     mfa_policy = MfaPolicy(settings.mfa_required_for_admins, settings.mfa_required_for_all)
@@ -120,6 +130,7 @@ def build_services(
     mfa = MfaService(db, audit, authorizer, pepper, clock)
     catalog = CatalogService(db, settings.limits, audit, index_listener)
     usage = UsageQueries(db, clock)
+    limiter = limiter or RateLimiter()
     keys = KeyService(
         db,
         pepper,
@@ -128,10 +139,16 @@ def build_services(
         clock,
         collection_names=catalog.collection_names,
         recent_systems=usage.recent_systems,
-        limiter=limiter or RateLimiter(),
+        limiter=limiter,
+        token_rates=ClientRates(
+            limiter.sibling(),
+            settings.browser_token_rate_per_minute,
+            "a browser token",
+            "SEARCHGATE_BROWSER_TOKEN_RATE_PER_MINUTE",
+        ),
         cache_seconds=settings.key_cache_seconds,
         delete_quiet=timedelta(minutes=settings.key_delete_quiet_minutes),
-        previous_peppers=previous_peppers(settings.secrets_dir, settings.key_pepper_previous),
+        previous_peppers=secrets.previous_peppers,
         monotonic=monotonic,
     )
     rotations = RotationService(
@@ -166,7 +183,11 @@ def build_services(
         invitations=InvitationService(db, audit, authorizer, passwords, pepper, mfa_policy, clock),
         usage=usage,
         rotations=rotations,
-        query_log=QueryLog(db),
+        query_log=QueryLog(db, clock=clock, retention_days=settings.analytics_retention_days),
+        analytics=SearchAnalytics(db, clock, settings.analytics_retention_days),
+        replacements=ReplacementService(
+            catalog, audit, clock, timedelta(seconds=settings.replacement_ttl_seconds)
+        ),
     )
 
 
@@ -186,10 +207,20 @@ class Runtime:
     slot_lock: SlotLock
     usage: UsageTracker
     rotation_jobs: RotationJobs
+    revocations: RevocationWatch
+    # Searches and refinements run here, off the event loop (search/pool.py).
+    search_pool: SearchPool
+    # Public SAYT's default rate per client address.
+    public_sayt_rates: ClientRates
+    # PostgreSQL only: wakes the indexer and the key cache when another process commits.
+    listener: Listener | None = None
     started: bool = field(default=False)
 
     def start(self) -> None:
         tune_gc()
+        if self.listener is not None:
+            self.listener.start()
+        self.revocations.start()
         self.indexer.start()
         self.query_log.start()
         self.usage.start()
@@ -200,10 +231,15 @@ class Runtime:
         deadline = time.monotonic() + timeout
         if not self.indexer.wait_for(seq, timeout):
             return False
+        asked = False
         while True:
             behind = count_live_nodes(self.services.db, IndexNodeRow.applied_seq < seq)
             if not behind:
                 return True
+            if not asked:
+                # The others would make it searchable at their next timed commit.
+                ask_commit(self.services.db, seq)
+                asked = True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
@@ -211,8 +247,12 @@ class Runtime:
     def stop(self) -> None:
         # The rotation run first: it uses the services until its next pause.
         self.rotation_jobs.stop()
+        self.search_pool.stop()
         self.usage.stop()
         self.query_log.stop()
+        self.revocations.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.indexer.stop()
         self.engine.close()
         self.slot_lock.release()
@@ -258,8 +298,10 @@ def build_runtime(
     monotonic: Monotonic = time.monotonic,
 ) -> Runtime:
     """``clock`` and ``monotonic``: the services' time (see ``build_services``) and
-    the SAYT settings cache's; tests pass a clock they move."""
+    the SAYT settings cache's and indexer's timed commit; tests pass a clock they move."""
     db = open_database(settings, migrate)
+    # Before the index slot is taken: a node that may not start writes nothing.
+    secrets = load_server_secrets(settings, db)
     lock = SlotLock(settings.index_dir)
     slot = lock.acquire()
     engine = TantivyEngine(slot, settings.index_writer_heap_bytes, settings.index_writer_threads)
@@ -269,8 +311,10 @@ def build_runtime(
         CatalogReader(db),
         engine,
         node,
-        settings.indexer_poll_seconds,
+        settings.indexer_poll_seconds if db.is_sqlite else settings.indexer_fallback_poll_seconds,
         settings.index_commit_seconds,
+        settings.index_commit_idle_seconds,
+        monotonic,
     )
     limiter = RateLimiter(CachedCount(lambda: live_processes(db)))
     services = build_services(
@@ -281,6 +325,19 @@ def build_runtime(
         index_listener=indexer,
         limiter=limiter,
         monotonic=monotonic,
+        server_secrets=secrets,
+    )
+    revocations = RevocationWatch(
+        db, services.keys.forget_cache, settings.key_revocation_staleness_seconds
+    )
+    services.keys.watch_revocations(revocations)
+    listener = (
+        None
+        if db.is_sqlite
+        else Listener(
+            db.url,
+            {CHANGES: indexer.notify, KEYS: revocations.wake, WAITING: indexer.want_payload},
+        )
     )
     query_log = services.query_log
     search = SearchService(
@@ -289,7 +346,7 @@ def build_runtime(
         services.areas,
         settings.limits,
         engine.settings_of,
-        query_log.record,
+        query_log.count_search,
     )
     sayt = SaytService(
         engine, services.catalog, services.areas, query_log, settings.limits, monotonic
@@ -307,4 +364,21 @@ def build_runtime(
         slot_lock=lock,
         usage=UsageTracker(services.db, services.keys, settings.key_usage_flush_seconds),
         rotation_jobs=RotationJobs(clock),
+        revocations=revocations,
+        search_pool=SearchPool(
+            PoolLimits(
+                threads=settings.search_threads,
+                queue=settings.search_queue,
+                caller_threads=settings.search_caller_threads,
+                caller_concurrency=settings.search_caller_concurrency,
+                budget_seconds=settings.search_time_budget_seconds,
+            )
+        ),
+        public_sayt_rates=ClientRates(
+            limiter.sibling(),
+            settings.public_sayt_rate_per_minute,
+            "public SAYT",
+            "SEARCHGATE_PUBLIC_SAYT_RATE_PER_MINUTE",
+        ),
+        listener=listener,
     )

@@ -7,6 +7,16 @@ import secrets
 from pathlib import Path
 
 
+def read_secret(secrets_dir: Path, filename: str) -> bytes | None:
+    """The secret in ``secrets_dir/filename``, or None when there is none (nothing is
+    made: a node joining a database built with other secrets must not invent its own)."""
+    try:
+        value = (secrets_dir / filename).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return value.encode("utf-8") or None
+
+
 def load_or_create_secret(secrets_dir: Path, filename: str) -> bytes:
     """The secret in ``secrets_dir/filename`` (mode 0600), made on first use.
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -27,6 +29,8 @@ LAPTOP = {"width": 1366, "height": 768}
 KEY_NAME = "storefront-web-with-a-rather-long-name"
 BO_EMAIL = "bo@example.com"
 BO_PASSWORD = "bo's own long admin password"
+VIC_EMAIL = "vic@example.com"
+VIC_PASSWORD = "vic's own long viewer password"
 
 # Tables whose right edge passes the box that clips them, or the window: cut off.
 CUT_OFF_TABLES = """() => [...document.querySelectorAll('main table')]
@@ -71,9 +75,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("layout") / "data"
     create_user(data_dir, ADMIN_EMAIL, ADMIN_PASSWORD, "admin", "Ada Admin")
     create_user(data_dir, BO_EMAIL, BO_PASSWORD, "admin", "Bo Admin")
+    create_user(data_dir, VIC_EMAIL, VIC_PASSWORD, "viewer", "Vic Viewer")
     run_cli(data_dir, "demo", "--count", "60")
     out = run_cli(data_dir, "keys", "create", "--name", KEY_NAME, "--all-scopes", "--json")
     (data_dir / "key-id").write_text(json.loads(out)["key"]["id"])
+    # The other tests disable KEY_NAME: the shoppers' searches use a key of their own.
+    out = run_cli(data_dir, "keys", "create", "--name", "shop", "--all-scopes", "--json")
+    (data_dir / "shop-key").write_text(json.loads(out)["secret"])
     srv = ServerProcess(data_dir)
     srv.start()
     try:
@@ -124,6 +132,7 @@ def test_every_main_page_fits_a_phone_and_a_laptop(
         "search-preview": "/search?q=laptop",
         "areas": "/areas",
         "area": "/areas/Production",
+        "analytics": "/analytics?days=90",
         "users": "/admin/users",
         "user-new": "/admin/users/new",
         "roles": "/admin/roles",
@@ -219,4 +228,46 @@ def test_skip_link_current_page_token_form_audit_dates_and_labels(
     expect(event.locator("code", has_text="admin:keys:disable")).to_have_count(1)
     page.goto("/")
     expect(page.get_by_test_id("dash-recent")).to_contain_text("Key disabled")
+    assert not tab.errors, tab.errors
+
+
+def test_the_analytics_page_draws_its_trend_on_a_phone_and_a_laptop(
+    browser: Browser, server: ServerProcess, tmp_path: Path
+) -> None:
+    shots = Path(os.environ.get("SEARCHGATE_CONSOLE_SHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    secret = (server.data_dir / "shop-key").read_text()
+    for query in ("laptop", "laptop", "qqxxzzv"):
+        r = httpx.post(
+            f"{server.url}/api/v1/search",
+            json={"collection": "default", "query": query, "disableAutocorrection": True},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert r.status_code == 200, r.text
+    tab = open_tab(browser, server)
+    page = tab.page
+    sign_in(page, VIC_EMAIL, VIC_PASSWORD)
+    expect(page.locator("main h1")).to_have_text("Overview")
+    # The server writes its counts every few seconds: wait for them, with a deadline.
+    deadline = time.monotonic() + 30
+    while True:
+        page.goto("/analytics?days=7")
+        if page.get_by_test_id("total-searches").inner_text() != "0":
+            break
+        assert time.monotonic() < deadline, "the searches never reached the page"
+        page.wait_for_timeout(250)
+    for size_name, size in (("390", PHONE), ("1366", LAPTOP)):
+        page.set_viewport_size(size)
+        page.goto("/analytics?days=7")
+        chart = page.get_by_test_id("trend-chart").locator("svg").first
+        expect(chart).to_be_visible()
+        box = chart.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 40, box
+        expect(page.get_by_test_id("zero-share-line")).to_have_count(1)
+        expect(page.get_by_test_id("top-query").first).to_contain_text("laptop")
+        expect(page.get_by_test_id("zero-query").first).to_contain_text("qqxxzzv")
+        check_page(page, f"{size_name}-analytics-data", shots)
+        page.goto("/")
+        expect(page.get_by_test_id("dash-trend").locator("svg").first).to_be_visible()
+        check_page(page, f"{size_name}-overview-trend", shots)
     assert not tab.errors, tab.errors

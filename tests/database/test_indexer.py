@@ -312,6 +312,8 @@ def test_reindex_cli_rebuilds_with_progress(services: Services, settings: Settin
     services.catalog.write_records("other", rows("o", 3))
     env = {
         "SEARCHGATE_DATABASE_URL": services.db.url,
+        # The pepper the services were built with: the database knows its fingerprint.
+        "SEARCHGATE_KEY_PEPPER": str(settings.key_pepper),
         "SEARCHGATE_INDEX_WRITER_HEAP_BYTES": "50000000",
         "SEARCHGATE_INDEX_WRITER_THREADS": "1",
     }

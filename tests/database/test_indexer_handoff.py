@@ -118,7 +118,9 @@ def test_a_collection_deleted_and_created_again_keeps_no_old_document(rt: Runtim
 def test_the_indexing_thread_commits_within_the_interval_or_at_once_for_a_waiter(
     settings: Settings,
 ) -> None:
-    runtime = build_runtime(settings.model_copy(update={"index_commit_seconds": 3.0}))
+    runtime = build_runtime(
+        settings.model_copy(update={"index_commit_seconds": 3.0, "index_commit_idle_seconds": 3.0})
+    )
     runtime.start()
     try:
         assert runtime.indexer.wait_ready(30)
@@ -176,3 +178,80 @@ def test_searches_move_to_the_segments_merged_in_the_background(rt: Runtime) -> 
     assert rt.engine.pick_up_merges() == 1
     assert ci.searcher.num_segments < stale
     assert rt.engine.count("c", None, MatchAll()) == (n + 1) * 200
+
+
+class Ticks:
+    """A monotonic clock the test moves (by binary fractions, which add up exactly)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _timed_runtime(settings: Settings, ticks: Ticks) -> Runtime:
+    runtime = build_runtime(
+        settings.model_copy(
+            update={"index_commit_seconds": 1.0, "index_commit_idle_seconds": 0.25}
+        ),
+        monotonic=ticks,
+    )
+    runtime.indexer.repair()
+    return runtime
+
+
+def test_a_change_stream_gone_quiet_is_committed_after_the_idle_delay(
+    settings: Settings,
+) -> None:
+    ticks = Ticks()
+    runtime = _timed_runtime(settings, ticks)
+    try:
+        first = runtime.services.catalog.write_records("c", rows("a", 10))
+        runtime.indexer.catch_up(timed=True)
+        # Applied, not committed: more changes may follow at once.
+        assert runtime.indexer._position == first.seq
+        assert runtime.engine.applied_seq() < first.seq
+        ticks.now += 0.125
+        runtime.indexer.catch_up(timed=True)
+        assert runtime.engine.applied_seq() < first.seq
+        ticks.now += 0.125
+        runtime.indexer.catch_up(timed=True)
+        # Quiet for the idle delay: searchable, long before the commit interval.
+        assert runtime.engine.applied_seq() == first.seq
+        assert runtime.engine.count("c", None, MatchAll()) == 10
+    finally:
+        runtime.stop()
+
+
+def test_a_sustained_change_stream_is_committed_once_per_interval(settings: Settings) -> None:
+    ticks = Ticks()
+    runtime = _timed_runtime(settings, ticks)
+    try:
+        committed_at: list[int] = []
+        for n in range(25):
+            result = runtime.services.catalog.write_records("c", rows(f"s{n}-", 3))
+            runtime.indexer.catch_up(timed=True)
+            if runtime.engine.applied_seq() == result.seq:
+                committed_at.append(n)
+            # A change every 0.125 s: never quiet for the idle delay.
+            ticks.now += 0.125
+        # The first uncommitted changes at 0 s and 1.125 s: a commit 1 s after each.
+        assert committed_at == [8, 17]
+        ticks.now += 0.25
+        runtime.indexer.catch_up(timed=True)
+        assert runtime.engine.count("c", None, MatchAll()) == 25 * 3
+    finally:
+        runtime.stop()
+
+
+def test_a_waiter_is_committed_at_once_within_a_quiet_delay(settings: Settings) -> None:
+    ticks = Ticks()
+    runtime = _timed_runtime(settings, ticks)
+    try:
+        result = runtime.services.catalog.write_records("c", rows("w", 4))
+        runtime.indexer.want(result.seq)
+        runtime.indexer.catch_up(timed=True)
+        assert runtime.engine.applied_seq() == result.seq
+    finally:
+        runtime.stop()

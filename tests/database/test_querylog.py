@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import event
 
 from searchgate.runtime import Services
+from searchgate.search.analytics import SearchAnalytics
 from searchgate.search.querylog import QueryLog
 
 
@@ -78,3 +79,28 @@ def test_a_reload_brings_other_processes_counts_outside_the_request_path(
         got = here.completions("default", "green", 5)
     assert seen == []
     assert got == [("green coat", 2), ("green hat", 1)]
+
+
+def test_a_flush_writes_the_days_search_figures_in_one_statement_per_table(
+    services: Services,
+) -> None:
+    log = QueryLog(services.db)
+    for i in range(30):
+        log.count_search("Production", "default", f"Red Shoes {i}", None, i % 3)
+    log.count_search("Production", "default", "", None, 0)
+    log.count_search("Staging", "default", "red shoes 1", None, 0)
+    with statements(services) as seen:
+        log.flush()
+    assert len([sql for sql, _many in seen if "into search_days" in sql.lower()]) == 1
+    assert len([sql for sql, _many in seen if "into search_query_days" in sql.lower()]) == 1
+    report = SearchAnalytics(services.db).report(7)
+    assert (report.searches, report.zero_results) == (32, 12)
+    # Found something only when the search did: the zero-result ones feed no suggestion.
+    assert log.completions("default", "red shoes 1", 5)[0] == ("red shoes 1", 1)
+    assert log.completions("default", "red shoes 0", 5) == []
+    top = {q.query: (q.searches, q.zero_results) for q in report.top}
+    assert top["red shoes 1"] == (2, 1) and top["red shoes 0"] == (1, 1)
+    staging = SearchAnalytics(services.db).report(7, area="Staging")
+    assert [(q.query, q.searches, q.zero_results) for q in staging.top_zero] == [
+        ("red shoes 1", 1, 1)
+    ]

@@ -64,9 +64,13 @@ def create_key(data_dir: Path, database_url: str | None, name: str = "e2e") -> s
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, database_url: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """``env``: settings of this server beside the base ones (SEARCHGATE_...)."""
         self.data_dir = data_dir
         self.database_url = database_url
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"server-{self.port}.log"
@@ -91,7 +95,7 @@ class ServerProcess:
                     "--data-dir",
                     str(self.data_dir),
                 ],
-                env=cli_env(self.data_dir, self.database_url),
+                env={**cli_env(self.data_dir, self.database_url), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -86,10 +86,23 @@ def count(server: ServerProcess, collection: str) -> int:
     return n
 
 
-def all_ids(server: ServerProcess, collection: str, total: int) -> list[str]:
+def searchable_ids(server: ServerProcess, collection: str, expected: list[str]) -> list[str]:
+    """The ids of ``expected`` that search finds, once the collection's searchable
+    total is checked to be exactly theirs (search pages stop at skip + pageSize 10,000:
+    the ids are looked for 1,000 at a time instead)."""
+    body: dict[str, Any] = {"collection": collection, "pageSize": 0}
+    r = api(server, "POST", "/api/v1/search", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["totalRecordCount"] == len(expected)
     ids: list[str] = []
-    for skip in range(0, total, 1000):
-        body = {"collection": collection, "pageSize": 1000, "skip": skip, "fields": ["id"]}
+    for i in range(0, len(expected), 1000):
+        batch = expected[i : i + 1000]
+        body = {
+            "collection": collection,
+            "pageSize": 1000,
+            "fields": ["id"],
+            "biasing": {"restrictToIds": batch},
+        }
         r = api(server, "POST", "/api/v1/search", json=body)
         assert r.status_code == 200, r.text
         ids.extend(rec["_id"] for rec in r.json()["records"])
@@ -145,7 +158,8 @@ def test_uploads_csv_json_and_ndjson(server: ServerProcess, tmp_path: Path) -> N
     )
     assert code == 0, err
     assert (report["records"], report["upserted"], report["batches"]) == (120, 120, 3)
-    assert sorted(all_ids(server, "ndshop", 120)) == sorted(r["id"] for r in records)
+    expected = [r["id"] for r in records]
+    assert sorted(searchable_ids(server, "ndshop", expected)) == sorted(expected)
     assert record(server, "ndshop", "p77") == records[77]
 
 
@@ -292,7 +306,7 @@ def test_killed_three_times_and_rerun_uploads_exactly_the_file(
     assert report["resumedBatches"] == before
     assert (report["records"], report["upserted"], report["batches"]) == (50_000, 50_000, 50)
     assert count(server, "big") == 50_000
-    ids = all_ids(server, "big", 50_000)
+    ids = searchable_ids(server, "big", [r["id"] for r in records])
     assert len(ids) == 50_000
     assert set(ids) == {r["id"] for r in records}
     for i in rng.sample(range(50_000), 20):
@@ -410,29 +424,176 @@ def test_a_401_after_the_key_is_rotated_rereads_the_key_file_once(
     assert count(server, "rotated") == len(records)
 
 
-def test_replace_swaps_the_catalog_in_one_request_or_refuses(
+def staged_batches(state: Path) -> int:
+    """Batches a --replace run's checkpoint holds (its replacement's line aside)."""
+    files = list(state.glob("*.jsonl"))
+    if not files:
+        return 0
+    return files[0].read_bytes().count(b'"batch":')
+
+
+def search_ids(
+    srv: ServerProcess, key: str, collection: str, query: str = ""
+) -> tuple[int, set[str]]:
+    body = {"collection": collection, "query": query, "pageSize": 1000, "fields": ["id"]}
+    r = httpx.post(
+        f"{srv.url}/api/v1/search",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    return int(r.json()["totalRecordCount"]), {rec["_id"] for rec in r.json()["records"]}
+
+
+def test_replace_of_a_file_larger_than_a_request_killed_and_rerun(tmp_path: Path) -> None:
+    limit = 256 * 1024
+    srv = ServerProcess(tmp_path / "data", env={"SEARCHGATE_LIMIT_MAX_BODY_BYTES": str(limit)})
+    srv.data_dir.mkdir(parents=True)
+    key = create_key(srv.data_dir, None, "replacer")
+    srv.start()
+    try:
+        srv.wait_ready()
+        env = {**os.environ, "SEARCHGATE_CLIENT_KEY": key}
+        old = tmp_path / "old.ndjson"
+        old_records = write_ndjson(old, 800)
+        done = subprocess.run(
+            [*UPLOADER, str(old), "--server", srv.url, "--collection", "swap", "--wait", "--quiet"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        old_ids = {r["id"] for r in old_records}
+
+        new = tmp_path / "new.ndjson"
+        # Below the search's result window (10,000), so that every id can be read back.
+        new_records = write_ndjson(new, 9_600, start=100_000)
+        assert new.stat().st_size > 2 * limit
+        # One request cannot carry it: the server refuses the single-request replace.
+        r = httpx.post(
+            f"{srv.url}/api/v1/collections/swap/records?mode=replace",
+            content=new.read_bytes(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"},
+            timeout=60,
+        )
+        assert r.status_code == 413, r.text
+
+        state = tmp_path / "state"
+        # Small batches, so that the kills fall well before the commit.
+        args = ["--collection", "swap", "--replace", "--batch-records", "100"]
+        rng = random.Random()
+        open_at_kill = []
+        for target in sorted(rng.sample(range(1, 40), 2)):
+            proc = start_upload(srv.url, new, state, *args, env=env)
+            deadline = time.monotonic() + 300
+            while staged_batches(state) < target and proc.poll() is None:
+                assert time.monotonic() < deadline, "the uploader made no progress"
+                time.sleep(0.02)
+            # Anywhere in the stage/acknowledge/checkpoint cycle; stopped first, so that
+            # what the server holds at the kill can be looked at.
+            time.sleep(rng.uniform(0, 0.05))
+            proc.send_signal(signal.SIGSTOP)
+            head = next(state.glob(".*.jsonl")).read_bytes().split(b"\n")[1]
+            rid = json.loads(head)["replacement"]
+            r = httpx.get(
+                f"{srv.url}/api/v1/collections/swap/replacements/{rid}",
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+            open_at_kill.append(r.json()["state"] == "open")
+            if open_at_kill[-1]:
+                # Searches during the replace see the old catalog, whole.
+                assert search_ids(srv, key, "swap") == (len(old_ids), old_ids)
+            proc.send_signal(signal.SIGKILL)
+            # A run that committed before it was stopped may have ended already.
+            assert proc.wait(timeout=30) == -signal.SIGKILL or not open_at_kill[-1]
+        # Stopped at most 39 of 96 batches in: still staging.
+        assert open_at_kill[0]
+        before = staged_batches(state)
+
+        proc = start_upload(srv.url, new, state, *args, "--wait", env=env)
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        report = json.loads(stdout)
+        assert report["resumedBatches"] == before
+        assert report["committed"] is True
+        assert (report["records"], report["upserted"], report["batches"]) == (9_600, 9_600, 96)
+        r = httpx.get(
+            f"{srv.url}/api/v1/collections/swap",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert r.json()["recordCount"] == 9_600
+        ids: list[str] = []
+        for skip in range(0, 9_600, 1000):
+            body = {"collection": "swap", "pageSize": 1000, "skip": skip, "fields": ["id"]}
+            r = httpx.post(
+                f"{srv.url}/api/v1/search",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+            ids.extend(rec["_id"] for rec in r.json()["records"])
+        assert len(ids) == 9_600
+        assert set(ids) == {rec["id"] for rec in new_records}
+
+        # Re-running the finished replace sends and commits nothing again.
+        proc = start_upload(srv.url, new, state, *args, env=env)
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        assert json.loads(stdout)["resumedBatches"] == 96
+    finally:
+        srv.stop()
+
+
+def test_replace_restart_aborts_the_earlier_replacement_and_a_lost_one_is_named(
     server: ServerProcess, tmp_path: Path
 ) -> None:
+    feed = tmp_path / "feed.ndjson"
+    records = write_ndjson(feed, 6000)
+    state = tmp_path / "state"
+    args = ["--collection", "restarted", "--replace", "--batch-records", "100"]
+    env = {**os.environ, "SEARCHGATE_CLIENT_KEY": key_of(server)}
+    proc = start_upload(server.url, feed, state, *args, env=env)
+    while staged_batches(state) < 2:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    first = json.loads(next(state.glob(".*.jsonl")).read_bytes().split(b"\n")[1])["replacement"]
+
+    # Its checkpoint lost: the open replacement is named, nothing is sent.
+    code, report, _ = upload(server, feed, *args, "--state", str(tmp_path / "elsewhere"))
+    assert code == 1
+    assert first in report["error"]
+
+    # --restart aborts it and replaces the collection from the whole file.
+    code, report, err = upload(server, feed, *args, "--state", str(state), "--restart", "--wait")
+    assert code == 0, err
+    assert (report["resumedBatches"], report["upserted"], report["committed"]) == (0, 6000, True)
+    assert report["replacement"] != first
+    assert (
+        api(server, "GET", f"/api/v1/collections/restarted/replacements/{first}").status_code == 404
+    )
+    assert count(server, "restarted") == len(records)
+
+
+def test_replace_refuses_an_empty_file(server: ServerProcess, tmp_path: Path) -> None:
     first = tmp_path / "v1.ndjson"
     write_ndjson(first, 300)
-    code, _, err = upload(server, first, "--collection", "swap")
+    code, _, err = upload(server, first, "--collection", "keep")
     assert code == 0, err
-    second = tmp_path / "v2.ndjson"
-    records = write_ndjson(second, 200, start=1000)
-    code, report, err = upload(server, second, "--collection", "swap", "--replace", "--wait")
-    assert code == 0, err
-    assert (report["batches"], report["upserted"]) == (1, 200)
-    assert sorted(all_ids(server, "swap", 200)) == sorted(r["id"] for r in records)
-    assert count(server, "swap") == 200
-
-    # More than one request's worth: nothing is sent, the catalog stays whole.
-    code, report, err = upload(
-        server, first, "--collection", "swap", "--replace", "--batch-records", "100"
-    )
+    empty = tmp_path / "empty.ndjson"
+    empty.write_text("")
+    code, report, _ = upload(server, empty, "--collection", "keep", "--replace")
     assert code == 1
-    assert "atomically only within one request" in report["error"]
-    assert report["batches"] == 0
-    assert count(server, "swap") == 200
+    assert "holds no records" in report["error"]
+    assert count(server, "keep") == 300
 
 
 def test_a_server_killed_mid_upload_is_waited_for(tmp_path: Path) -> None:

@@ -22,9 +22,14 @@ from searchgate.config import Settings
 from searchgate.errors import Conflict, Forbidden
 from searchgate.permissions import Actor, CredentialKind
 from searchgate.runtime import Services
+from searchgate.server_secrets import ServerSecretsError
 from tests.conftest import ManualClock, make_user
 
 SYSTEM = Actor.system()
+
+
+# The first event of every log: the start-up recorded the server secrets' fingerprints.
+STARTUP_EVENTS = 1
 
 
 def seed(services: Services, n: int = 6) -> None:
@@ -44,10 +49,11 @@ def problems(services: Services) -> list[tuple[int, str]]:
 def test_each_change_records_one_chained_event(accounts: Services) -> None:
     seed(accounts, 3)
     report = accounts.audit.verify()
-    assert report.ok and report.checked == 3 and report.last_seq == 3
+    assert report.ok and report.checked == 4 and report.last_seq == 4
     events = accounts.audit.query(SYSTEM).events
-    assert [e.seq for e in events] == [3, 2, 1]
-    e = events[-1]
+    assert [e.seq for e in events] == [4, 3, 2, 1]
+    assert events[-1].action == "server:secrets:record"
+    e = events[-2]
     assert (e.action, e.target, e.outcome, e.actor_kind) == (
         "admin:users:create",
         "user0@example.com",
@@ -58,7 +64,7 @@ def test_each_change_records_one_chained_event(accounts: Services) -> None:
     # A change that fails leaves no event and no gap.
     with pytest.raises(Conflict):
         make_user(accounts, "user0@example.com")
-    assert accounts.audit.verify().checked == 3
+    assert accounts.audit.verify().checked == 3 + STARTUP_EVENTS
 
 
 def test_verify_finds_an_edited_row(services: Services) -> None:
@@ -90,24 +96,24 @@ def test_verify_finds_a_removed_tail_and_with_an_anchor_a_rewritten_head(
 ) -> None:
     seed(services)
     anchor = services.audit.verify().anchor
-    sql(services, "DELETE FROM audit_events WHERE seq = 6")
-    assert problems(services) == [(6, "head")]
+    sql(services, "DELETE FROM audit_events WHERE seq = 7")
+    assert problems(services) == [(7, "head")]
     # An attacker who also rewinds the head escapes the head check, not the anchor.
     with services.db.write_engine.begin() as conn:
-        mac = conn.execute(text("SELECT mac FROM audit_events WHERE seq = 5")).scalar_one()
-        conn.execute(text("UPDATE audit_head SET seq = 5, mac = :m"), {"m": mac})
+        mac = conn.execute(text("SELECT mac FROM audit_events WHERE seq = 6")).scalar_one()
+        conn.execute(text("UPDATE audit_head SET seq = 6, mac = :m"), {"m": mac})
     assert services.audit.verify().ok
     report = services.audit.verify(anchor=anchor)
-    assert [(p.seq, p.kind) for p in report.problems] == [(6, "anchor")]
+    assert [(p.seq, p.kind) for p in report.problems] == [(7, "anchor")]
 
 
 def test_a_different_key_cannot_verify_or_forge(services: Services) -> None:
     seed(services, 2)
     other = AuditLog(services.db, AuditKey.from_secret(b"not the server's key"))
-    assert [p.kind for p in other.verify().problems] == ["foreign-key", "foreign-key"]
+    assert [p.kind for p in other.verify().problems] == ["foreign-key"] * 3
     # Events appended with another key are flagged by the real one.
     other.record_now(SYSTEM, "admin:users:create", target="forged@example.com")
-    assert problems(services) == [(3, "foreign-key")]
+    assert problems(services) == [(4, "foreign-key")]
 
 
 def test_the_key_is_not_in_the_database(services: Services, settings: Settings) -> None:
@@ -130,7 +136,7 @@ def test_details_never_hold_a_secret(services: Services) -> None:
     ):
         with pytest.raises(ValueError):
             services.audit.record_now(SYSTEM, "admin:users:update", details=details)
-    assert services.audit.verify().checked == 0
+    assert services.audit.verify().checked == STARTUP_EVENTS
 
 
 def test_concurrent_writers_keep_one_unbroken_chain(services: Services) -> None:
@@ -144,7 +150,7 @@ def test_concurrent_writers_keep_one_unbroken_chain(services: Services) -> None:
     for t in threads:
         t.join()
     report = services.audit.verify()
-    assert report.ok and report.checked == 60 and report.last_seq == 60
+    assert report.ok and report.checked == report.last_seq == 60 + STARTUP_EVENTS
 
 
 def test_query_filters_and_pages(accounts: Services, clock: ManualClock) -> None:
@@ -154,11 +160,11 @@ def test_query_filters_and_pages(accounts: Services, clock: ManualClock) -> None
     accounts.roles.create(SYSTEM, "auditors", ["admin:audit:read"])
     accounts.roles.update(SYSTEM, "auditors", description="reads the log")
     page = accounts.audit.query(SYSTEM, limit=3)
-    assert [e.seq for e in page.events] == [7, 6, 5] and page.next_before == 5
+    assert [e.seq for e in page.events] == [8, 7, 6] and page.next_before == 6
     page = accounts.audit.query(SYSTEM, limit=3, before=page.next_before)
-    assert [e.seq for e in page.events] == [4, 3, 2] and page.next_before == 2
+    assert [e.seq for e in page.events] == [5, 4, 3] and page.next_before == 3
     page = accounts.audit.query(SYSTEM, limit=3, before=page.next_before)
-    assert [e.seq for e in page.events] == [1] and page.next_before is None
+    assert [e.seq for e in page.events] == [2, 1] and page.next_before is None
     roles = accounts.audit.query(SYSTEM, AuditFilter(action="admin:roles:*")).events
     assert [e.action for e in roles] == ["admin:roles:update", "admin:roles:create"]
     one = accounts.audit.query(SYSTEM, AuditFilter(target="user3@example.com")).events
@@ -166,7 +172,7 @@ def test_query_filters_and_pages(accounts: Services, clock: ManualClock) -> None
     since = AuditFilter(since=start + timedelta(minutes=30))
     assert accounts.audit.count(SYSTEM, since) == 2
     until = AuditFilter(until=start + timedelta(minutes=30))
-    assert accounts.audit.count(SYSTEM, until) == 5
+    assert accounts.audit.count(SYSTEM, until) == 5 + STARTUP_EVENTS
     assert accounts.audit.count(SYSTEM, AuditFilter(user="nobody@example.com")) == 0
 
 
@@ -188,15 +194,16 @@ def test_csv_export_cannot_be_forged_by_user_input(accounts: Services) -> None:
     accounts.audit.record_now(actor, "admin:users:update", target="=HYPERLINK(1)")
     body = "".join(accounts.audit.export_csv(SYSTEM))
     lines = body.split("\r\n")
-    assert lines[-1] == "" and len(lines) == 1 + 4 + 1  # header, 3 events + the export
+    # header, the start-up's event, 3 events + the export
+    assert lines[-1] == "" and len(lines) == 1 + STARTUP_EVENTS + 4 + 1
     assert "\n" not in body.replace("\r\n", "") and "\r" not in body.replace("\r\n", "")
     assert "\x1b" not in body and "\u202e" not in body
     rows = list(csv.DictReader(io.StringIO(body)))
-    forged = rows[2]
+    forged = rows[STARTUP_EVENTS + 2]
     assert forged["actor_name"] == encode_field(evil)
     assert forged["actor_name"].startswith("Eve\\r\\n2026") and "\\x1b[31m" in forged["actor_name"]
     assert forged["target"] == "'=HYPERLINK(1)" and forged["ip"] == "1.2.3.4\\nx"
-    assert rows[3]["action"] == "admin:audit:export"
+    assert rows[STARTUP_EVENTS + 3]["action"] == "admin:audit:export"
     assert accounts.audit.verify().ok
 
 
@@ -221,17 +228,21 @@ def test_cli_audit_verify_exit_codes(
     services: Services, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEARCHGATE_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("SEARCHGATE_KEY_PEPPER", str(settings.key_pepper))
     seed(services, 4)
     args = ["audit", "verify", "--data-dir", str(settings.data_dir)]
     ok = runner.invoke(app, args)
     assert ok.exit_code == 0, ok.stderr
-    assert "4 events verified" in ok.stderr
+    assert f"{4 + STARTUP_EVENTS} events verified" in ok.stderr
     sql(services, "UPDATE audit_events SET details_json = '{}' WHERE seq = 2")
     bad = runner.invoke(app, args)
     assert bad.exit_code == 1
     assert "event 2" in bad.stderr and "edited" in bad.stderr
     as_json = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
     assert as_json["ok"] is False and as_json["problems"][0]["seq"] == 2
-    # Without the server's key nothing verifies.
+    # With another key the command refuses to start, naming the audit key (the
+    # installed `searchgate` prints that one line and exits 78).
     monkeypatch.setenv("SEARCHGATE_AUDIT_KEY", "a different key")
-    assert runner.invoke(app, args).exit_code == 1
+    refused = runner.invoke(app, args)
+    assert isinstance(refused.exception, ServerSecretsError)
+    assert "audit key" in refused.exception.message

@@ -209,14 +209,14 @@ def test_a_deleted_key_stops_working_within_the_cache_window(
     secret = rt.services.keys.create(SYSTEM, "short-lived", ALL_SCOPES).secret
     headers = {"X-Client-Key": secret}
     assert client.get("/api/v1/collections", headers=headers).status_code == 200
-    # Deleted by another process (as `searchgate keys delete` is): this server only learns
-    # of it when its cached verdict expires (key_cache_seconds, 1 s in these settings).
+    # Deleted by another process (as `searchgate keys delete` is): this server learns of
+    # it when its cached verdict expires (key_cache_seconds, 1 s in these settings) at
+    # the latest; sooner when its revocation watch sees the change (docs/operations.md).
     other = build_services(settings, migrate=False)
     try:
         other.keys.delete(SYSTEM, "short-lived", "short-lived", force=True)
     finally:
         other.db.dispose()
-    assert client.get("/api/v1/collections", headers=headers).status_code == 200
     app_clock.advance(seconds=settings.key_cache_seconds)
     r = client.get("/api/v1/collections", headers=headers)
     assert r.status_code == 401, r.text

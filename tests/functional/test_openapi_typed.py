@@ -18,6 +18,8 @@ BODILESS_WRITES = {
     ("POST", "/api/v1/admin/users/{user}/enable"),
     ("POST", "/api/v1/admin/keys/{key}/make-primary"),
     ("POST", "/api/v1/admin/keys/{key}/enable"),
+    ("POST", "/api/v1/collections/{name}/replacements"),
+    ("POST", "/api/v1/collections/{name}/replacements/{replacement_id}/commit"),
 }
 COMBINERS = ("anyOf", "oneOf", "allOf")
 

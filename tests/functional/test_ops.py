@@ -156,6 +156,8 @@ def test_log_lines_are_json_with_the_request_id_of_the_response(
     assert line["key_id"].startswith("key_") and line["logger"] == "searchgate.access"
     assert line["ts"].endswith("+00:00")
     assert by_id[ids[1]]["status"] == 401 and "key_id" not in by_id[ids[1]]
+    # An error answer's access line carries its code; a success's has none.
+    assert by_id[ids[1]]["error"] == "missing_key" and "error" not in line
 
 
 def test_logs_never_contain_a_key(

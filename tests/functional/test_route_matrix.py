@@ -81,6 +81,11 @@ POLICY: list[tuple[str, str, Need]] = [
     ("DELETE", f"{COLL}/records/{{record_id}}", Need.key("records:write")),
     ("POST", f"{COLL}/records/delete", Need.key("records:write")),
     ("POST", "/data/v1/upload/stream", Need.key("records:write")),
+    ("POST", f"{COLL}/replacements", Need.key("records:write")),
+    ("GET", f"{COLL}/replacements/{{replacement_id}}", Need.key("records:write")),
+    ("POST", f"{COLL}/replacements/{{replacement_id}}/records", Need.key("records:write")),
+    ("POST", f"{COLL}/replacements/{{replacement_id}}/commit", Need.key("records:write")),
+    ("DELETE", f"{COLL}/replacements/{{replacement_id}}", Need.key("records:write")),
     # --- data plane: key self-service and leak reports -----------------------------------
     ("GET", "/api/v1/keys/self", Need.key()),
     ("POST", "/api/v1/keys/revoke", Need.public()),
@@ -162,6 +167,8 @@ POLICY: list[tuple[str, str, Need]] = [
     ("POST", "/areas/{name}/params", Need.session("console:areas:manage")),
     ("POST", "/areas/{name}/rename", Need.session("console:areas:manage")),
     ("POST", "/areas/{name}/delete", Need.session("console:areas:manage")),
+    ("GET", "/analytics", Need.session("console:analytics:view")),
+    ("GET", "/analytics/export.csv", Need.session("console:analytics:view")),
     # --- console: Key Management ---------------------------------------------------------
     ("GET", "/admin/keys", Need.session("admin:keys:read")),
     ("GET", "/admin/keys/new", Need.session("admin:keys:manage")),

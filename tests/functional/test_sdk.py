@@ -107,6 +107,42 @@ def test_upload_search_refinements_and_sayt(live: Live) -> None:
     assert live.systems(key_id) == {"storefront-eu": 6}
 
 
+def test_a_staged_replacement_through_the_sdk(live: Live) -> None:
+    _key_id, secret = live.new_key("replacer")
+    with SearchgateClient(live.url, secret, system="catalog-job") as sg:
+        sg.upload_records("shop", RECORDS, wait=True)
+        started = sg.start_replacement("shop")
+        rid = started["id"]
+        assert started["stagedRecords"] == 0
+        for _ in range(2):
+            staged = sg.stage_records("shop", rid, [{"id": "9", "title": "Wall lamp"}])
+            assert staged["replacement"]["stagedRecords"] == 1
+        assert sg.replacement("shop", rid)["stagedRecords"] == 1
+        assert sg.search({"collection": "shop"})["totalRecordCount"] == 3
+        done = sg.commit_replacement("shop", rid, wait=True)
+        assert (done["records"], done["replaced"], done.get("searchable")) == (1, 3, True)
+        assert sg.search({"collection": "shop"})["totalRecordCount"] == 1
+        other = sg.start_replacement("shop")["id"]
+        assert sg.abort_replacement("shop", other)["aborted"] is True
+        with pytest.raises(SearchgateError) as gone:
+            sg.commit_replacement("shop", other)
+        assert gone.value.status == 404
+
+
+def test_a_staged_replacement_through_the_async_sdk(live: Live) -> None:
+    _key_id, secret = live.new_key("replacer-async")
+
+    async def replace() -> int:
+        async with AsyncSearchgateClient(live.url, secret) as sg:
+            rid = (await sg.start_replacement("shop"))["id"]
+            await sg.stage_records("shop", rid, RECORDS)
+            done = await sg.commit_replacement("shop", rid, wait=True)
+            assert done["createdCollection"] is True
+            return (await sg.search({"collection": "shop"}))["totalRecordCount"]
+
+    assert asyncio.run(replace()) == 3
+
+
 def test_without_a_system_name_the_server_sees_the_sdk_user_agent(live: Live) -> None:
     key_id, secret = live.new_key("nameless")
     with SearchgateClient(live.url, secret) as sg:

@@ -10,8 +10,13 @@ import searchgate.runtime  # noqa: F401  (imports every table)
 from searchgate.db import Base, JsonText
 
 # Text the code hands over as it is: the audit details, whose exact bytes the change
-# log's MAC covers, and a collection's settings, read and written by their own model.
-AS_TEXT = {"audit_events.details_json", "collections.settings_json"}
+# log's MAC covers, and a collection's settings (also those a staged replacement was
+# validated with), read and written by their own model.
+AS_TEXT = {
+    "audit_events.details_json",
+    "collections.settings_json",
+    "replacements.settings_json",
+}
 
 
 def json_columns() -> list[str]:
@@ -25,7 +30,7 @@ def json_columns() -> list[str]:
 
 def test_every_json_column_but_the_audit_details_and_settings_uses_the_json_type() -> None:
     columns = json_columns()
-    assert len(columns) == 13, columns
+    assert len(columns) == 15, columns
     by_name = {f"{t.name}.{c.name}": c for t in Base.metadata.tables.values() for c in t.columns}
     loaded_by_hand = [
         name

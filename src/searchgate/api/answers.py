@@ -345,6 +345,39 @@ class UploadSummary(WriteSummary):
     recordCount: int
 
 
+class Replacement(_Answer):
+    id: str
+    collection: str
+    state: str = Field(description="open, or committed (kept until it expires)")
+    stagedRecords: int = Field(description="distinct record ids staged so far")
+    createdAt: datetime
+    expiresAt: datetime = Field(description="renewed by every batch")
+
+
+class StagedBatch(_Answer):
+    replacement: Replacement
+    staged: int = Field(description="valid records of this batch, staged by id")
+    invalidRecordCount: int
+    invalidRecordDetails: list[InvalidRecord]
+
+
+class ReplacementCommitted(_Answer):
+    collection: str
+    replacementId: str
+    records: int = Field(description="the collection's records now: the staged ones")
+    replaced: int = Field(description="records the collection held before")
+    createdCollection: bool
+    changeSeq: int
+    searchable: bool | None = Field(default=None, description="with ?wait=true")
+
+
+class ReplacementAborted(_Answer):
+    collection: str
+    replacementId: str
+    aborted: bool
+    stagedRecordsRemoved: int
+
+
 class BrowserTokenSummary(_Answer):
     expiresAt: datetime
     origins: list[str]

@@ -18,6 +18,7 @@ from searchgate.api import (
     routes_collections,
     routes_keys,
     routes_ops,
+    routes_replacements,
     routes_sayt,
     routes_search,
     routes_upload,
@@ -52,7 +53,7 @@ def build_api(settings: Settings, lifespan: Callable[[FastAPI], Any]) -> FastAPI
     # of a SAYT keystroke's HTTP cost (docs/performance.md).
     for hot in (routes_search, routes_sayt):
         app.router.routes.extend(hot.router.routes)
-    for module in (routes_collections, routes_upload, routes_ops):
+    for module in (routes_collections, routes_replacements, routes_upload, routes_ops):
         app.include_router(module.router)
     app.include_router(routes_keys.router)
     app.include_router(routes_admin.router)

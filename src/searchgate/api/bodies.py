@@ -5,8 +5,9 @@ validates it (errors go through the one validation handler in ``api/errors.py``)
 ``/openapi.json`` shows its schema. Such routes use ``JsonRoute``, which keeps what the
 API promised before the framework parsed bodies (docs/api.md, Limits):
 
-- the body is read whole before the framework looks at it, so that the size limit of
-  ``RequestMiddleware`` answers 413 (inside the framework's parsing it became a 400);
+- the body is read whole before the framework looks at it, under the admin API's
+  own limit (``MAX_ADMIN_BODY_BYTES``), so that a body past it answers 413 as soon as
+  it is (inside the framework's parsing it became a 400);
 - orjson decodes it and the nesting limit applies before any model sees it;
 - an empty body is the empty object, and the Content-Type is not looked at (``curl -d``
   labels JSON as a form);
@@ -29,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from searchgate.api.deps import decode_json
-from searchgate.errors import InvalidInput
+from searchgate.errors import InvalidInput, PayloadTooLarge
 
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
@@ -82,10 +83,48 @@ class JsonRoute(APIRoute):
 
         async def read_first(request: Request) -> Response:
             typed = JsonBodyRequest(request.scope, request.receive)
-            await typed.body()
+            limits = request.app.state.runtime.services.settings.limits
+            # Read here under the admin API's own limit; the framework's read then
+            # finds the body already there.
+            typed._body = await read_limited(
+                typed, limits.max_admin_body_bytes, "SEARCHGATE_LIMIT_MAX_ADMIN_BODY_BYTES"
+            )
             return await handler(typed)
 
         return read_first
+
+
+async def read_json(request: Request, limit: int, setting: str) -> Any:
+    """A route's JSON body read under its own size limit, decoded as ``decode_json``."""
+    return decode_json(await read_limited(request, limit, setting))
+
+
+async def read_limited(request: Request, limit: int, setting: str) -> bytes:
+    """A route's body read under its own size limit (``setting`` names it): a declared
+    length past it is refused before a byte is read, a body without one as soon as it
+    passes it (413 ``payload_too_large``)."""
+    declared = request.headers.get("content-length")
+    # More digits than any limit has is too large without reading them all.
+    if (
+        declared is not None
+        and declared.isdigit()
+        and (len(declared) > 18 or int(declared) > limit)
+    ):
+        raise _too_large(limit, setting)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit, setting)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int, setting: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"request body is larger than {limit} bytes ({setting})", field="body", limit=limit
+    )
 
 
 def inline_schema(tp: Any) -> dict[str, Any]:

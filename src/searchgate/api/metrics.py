@@ -28,6 +28,12 @@ INDEX_LAG = Gauge(
 RECORDS = Gauge(
     "searchgate_collection_records", "records per collection", ["collection"], registry=REGISTRY
 )
+SEARCHES = Gauge(
+    "searchgate_searches",
+    "searches and refinements in the search pool, running or waiting",
+    ["state"],
+    registry=REGISTRY,
+)
 
 
 # The labelled series of each (method, route, status), kept: looking them up through

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import time
@@ -9,9 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from searchgate.api import metrics
+from searchgate.api.errors import INTERNAL_ERROR
 from searchgate.keys.usage import UNKNOWN_SYSTEM, UsageTracker, outcome_for
 from searchgate.logs import AccessRecord
 
@@ -69,6 +74,7 @@ class RequestMiddleware:
             and declared.isdigit()
             and (len(declared) > 18 or int(declared) > self.max_body)
         ):
+            scope["state"]["error_code"] = "payload_too_large"
             await self._reject(send, request_id)
             self._done(scope, 413, start, request_id)
             return
@@ -95,10 +101,46 @@ class RequestMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
+                scope["state"]["error_code"] = "payload_too_large"
                 await self._reject(send, request_id)
             status = 413
+        except Exception as exc:
+            if started:
+                # Half an answer is out: only closing the connection can say it failed.
+                scope["state"]["error"] = exc
+                raise
+            # Answered here rather than by the framework's outermost layer, which
+            # re-raises to the server after answering, and the server then closes the
+            # connection: a client's next request on it would fail too.
+            await self._answer_failure(scope, receive, tracking_send, exc)
         finally:
             self._done(scope, status, start, request_id)
+
+    async def _answer_failure(
+        self, scope: Scope, receive: Receive, send: Send, exc: Exception
+    ) -> None:
+        """The application's own answer to an exception no route handled (the data
+        plane's JSON 500, the console's error page), through its handler for them."""
+        handlers = getattr(scope.get("app"), "exception_handlers", {})
+        handler = handlers.get(Exception) or handlers.get(500)
+        request = Request(scope, receive)
+        response: Any = None
+        if handler is not None:
+            try:
+                if inspect.iscoroutinefunction(handler):
+                    response = await handler(request, exc)
+                else:
+                    response = await run_in_threadpool(handler, request, exc)
+            except Exception:
+                rid = scope["state"]["request_id"]
+                log.exception("the error handler failed", extra={"fields": {"request_id": rid}})
+        if response is None:
+            scope["state"]["error"] = exc
+            scope["state"]["error_code"] = "internal_error"
+            body = {"error": {"code": "internal_error", "message": INTERNAL_ERROR}}
+            body["error"]["requestId"] = scope["state"]["request_id"]
+            response = Response(orjson.dumps(body), status_code=500, media_type="application/json")
+        await response(scope, receive, send)
 
     async def _reject(self, send: Send, request_id: str) -> None:
         body = _too_large(self.max_body, request_id)
@@ -140,8 +182,13 @@ class RequestMiddleware:
                     outcome_for(status, state.get("key_outcome_hint")),
                     client[0] if client else None,
                 )
+        code = state.get("error_code")
+        if code is not None and status >= 400:
+            fields["error"] = code
         error = state.get("error")
-        if error is not None:
+        if status >= 500 and (error is not None or code is not None):
+            # One record: the request id, the code answered and the exception together.
+            # (A 503 of /readyz is an answer, not a failure: it has neither.)
             log.error("request failed", exc_info=error, extra={"fields": fields})
         elif log.isEnabledFor(logging.INFO):
             log.handle(AccessRecord(log.name, fields))

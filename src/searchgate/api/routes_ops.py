@@ -11,6 +11,7 @@ from starlette.responses import Response
 from searchgate.api import metrics
 from searchgate.api.deps import json_response, runtime
 from searchgate.api.responses import JsonResponse
+from searchgate.storage import probe
 
 router = APIRouter(tags=["operations"])
 
@@ -23,7 +24,7 @@ async def healthz() -> JsonResponse:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", summary="Database reachable and index caught up")
+@router.get("/readyz", summary="Database reachable, data writable and index caught up")
 async def readyz(request: Request) -> JsonResponse:
     rt = runtime(request)
 
@@ -31,24 +32,53 @@ async def readyz(request: Request) -> JsonResponse:
         with rt.services.db.read() as s:
             s.execute(text("SELECT 1"))
         lag = rt.indexer.lag()
-        return {"lag": lag, "error": rt.indexer.last_error}
+        fault = rt.services.db.storage.fault
+        if fault is None:
+            try:
+                fault = probe(rt.services.settings.data_dir)
+            except OSError as exc:
+                return {"lag": lag, "error": rt.indexer.last_error, "storage": str(exc)}
+        return {
+            "lag": lag,
+            "error": rt.indexer.last_error,
+            "storage": None if fault is None else fault.message,
+        }
 
     try:
         state = await run_in_threadpool(check)
     except Exception as exc:
         return json_response(
-            {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, 503
+            {
+                "status": "unavailable",
+                "database": f"unreachable: {type(exc).__name__}",
+                "reason": "the database does not answer",
+            },
+            503,
         )
     lag = int(state["lag"])  # type: ignore[call-overload]
-    ready = rt.started and rt.indexer.ready and lag <= READY_MAX_LAG and state["error"] is None
-    body = {
-        "status": "ready" if ready else "not_ready",
+    reasons = []
+    if not (rt.started and rt.indexer.ready):
+        reasons.append("the index is being brought up to date after the start")
+    if lag > READY_MAX_LAG:
+        reasons.append(f"the index is {lag} changes behind")
+    if state["error"] is not None:
+        reasons.append(f"indexing failed ({state['error']}); it is retried by itself")
+    if state["storage"] is not None:
+        reasons.append(f"storage: {state['storage']}")
+    if not rt.revocations.fresh():
+        # Client keys are refused meanwhile (revocations_unconfirmed): send them elsewhere.
+        reasons.append("key revocations are not confirmed with the database")
+    body: dict[str, object] = {
+        "status": "not_ready" if reasons else "ready",
         "database": "ok",
+        "storage": state["storage"] or "ok",
         "indexLag": lag,
         "indexedSeq": rt.indexer.applied_seq,
         "indexerError": state["error"],
     }
-    return json_response(body, 200 if ready else 503)
+    if reasons:
+        body["reason"] = "; ".join(reasons)
+    return json_response(body, 503 if reasons else 200)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -57,6 +87,8 @@ async def prometheus(request: Request) -> Response:
 
     def refresh() -> None:
         metrics.INDEX_LAG.set(rt.indexer.lag())
+        for state, count in rt.search_pool.stats().items():
+            metrics.SEARCHES.labels(state).set(count)
         collections = rt.services.catalog.list_collections()
         # Cleared first, so that a deleted collection stops being reported.
         metrics.RECORDS.clear()

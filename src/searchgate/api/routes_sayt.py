@@ -118,6 +118,8 @@ async def sayt(request: Request) -> Response:
         )
         forced = caller.forced_filter
     elif rt.sayt.is_public(collection):
+        client = request.client
+        rt.public_sayt_rates.check(client.host if client else None)
         public = True
     else:
         # The same answer for an unknown collection: no key, no hint of what exists.

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from searchgate.api.auth import Caller, authenticate
-from searchgate.api.bodies import inline_schema
-from searchgate.api.deps import body_client_key, json_body, json_response, runtime
+from searchgate.api.auth import Caller, authorize_presented, presented_key
+from searchgate.api.bodies import inline_schema, read_json
+from searchgate.api.deps import body_client_key, json_response, runtime
 from searchgate.api.errors import ERROR_RESPONSES
 from searchgate.api.responses import JsonResponse
 from searchgate.api.routing import RequestRoute
 from searchgate.errors import InvalidInput
+from searchgate.keys.check import check_collection
 from searchgate.keys.scopes import Scope
 from searchgate.runtime import Runtime
 from searchgate.search.prefilter import parse_prefilter
@@ -47,6 +48,44 @@ def with_forced_filter(rt: Runtime, req: SearchRequest, caller: Caller) -> Searc
 
 
 SEARCH_SCHEMA = inline_schema(SearchRequest)
+BODY_LIMIT_SETTING = "SEARCHGATE_LIMIT_MAX_SEARCH_BODY_BYTES"
+
+
+async def authorized_body(
+    rt: Runtime, request: Request, key_and_collection: Callable[[Any], tuple[str | None, str]]
+) -> tuple[Caller, Any]:
+    """The caller and the JSON body. A key in a header is checked before a byte of the
+    body is read; a key in the body (the protocol allows ``clientKey``) after at most
+    the search body limit is read. ``key_and_collection``: where the body names them."""
+    limit = rt.services.settings.limits.max_search_body_bytes
+    keys = rt.services.keys
+    presented = presented_key(request)
+    if presented is not None:
+        caller = authorize_presented(keys, request, presented, Scope.SEARCH)
+        body = await read_json(request, limit, BODY_LIMIT_SETTING)
+        check_collection(caller, key_and_collection(body)[1])
+        return caller, body
+    body = await read_json(request, limit, BODY_LIMIT_SETTING)
+    key, collection = key_and_collection(body)
+    return authorize_presented(keys, request, key, Scope.SEARCH, collection), body
+
+
+def pool_caller(caller: Caller) -> str:
+    """Whose share of the search pool a search takes: its key's, or for a browser token
+    (public, the same in every shopper's page) its key's per client address."""
+    if caller.browser_token is None:
+        return caller.key.id
+    return f"{caller.key.id}@{caller.ip}"
+
+
+def search_fields(body: Any) -> tuple[str | None, str]:
+    return body_client_key(body), collection_of(body)
+
+
+def refinements_fields(body: Any) -> tuple[str | None, str]:
+    original = body.get("originalQuery") if isinstance(body, dict) else None
+    key = body_client_key(body) or body_client_key(original)
+    return key, collection_of(original)
 
 
 @router.post(
@@ -61,16 +100,19 @@ SEARCH_SCHEMA = inline_schema(SearchRequest)
 )
 async def search(request: Request) -> JsonResponse:
     rt = runtime(request)
-    body = await json_body(request)
-    caller = authenticate(
-        rt.services.keys, request, Scope.SEARCH, body_client_key(body), collection_of(body)
-    )
+    caller, body = await authorized_body(rt, request, search_fields)
     if not isinstance(body, dict):
         raise InvalidInput("the body is a JSON object", field="body")
     req = with_forced_filter(rt, parse_search_request(body), caller)
-    # A search takes about a millisecond of CPU: handing it to a thread costs more than
-    # it frees, so it runs on the event loop (processes, not threads, use the cores).
-    return json_response(rt.search.search(req))
+
+    def answer() -> JsonResponse:
+        # Rendered on the pool's thread too: a page of a thousand records is a few
+        # milliseconds of JSON.
+        return json_response(rt.search.search(req))
+
+    # Most searches take a millisecond, a deep sorted page a hundred: on the event loop
+    # such pages held up every other request (search/pool.py).
+    return await rt.search_pool.run(pool_caller(caller), answer)
 
 
 @router.post(
@@ -96,16 +138,18 @@ async def search(request: Request) -> JsonResponse:
 )
 async def refinements(request: Request) -> JsonResponse:
     rt = runtime(request)
-    body = await json_body(request)
+    caller, body = await authorized_body(rt, request, refinements_fields)
     if not isinstance(body, dict):
         raise InvalidInput("the body is a JSON object", field="body")
     original = body.get("originalQuery") or {}
     if not isinstance(original, dict):
         raise InvalidInput("originalQuery is a search request object", field="originalQuery")
-    key = body_client_key(body) or body_client_key(original)
-    caller = authenticate(rt.services.keys, request, Scope.SEARCH, key, collection_of(original))
     nav = body.get("navigationName")
     if not isinstance(nav, str) or not nav:
         raise InvalidInput("navigationName is required", field="navigationName")
     req = with_forced_filter(rt, parse_search_request(original), caller)
-    return json_response(await run_in_threadpool(rt.search.refinements, req, nav))
+
+    def answer() -> JsonResponse:
+        return json_response(rt.search.refinements(req, nav))
+
+    return await rt.search_pool.run(pool_caller(caller), answer)

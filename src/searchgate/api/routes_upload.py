@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,7 +12,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from searchgate.api import answers
-from searchgate.api.auth import authenticate
+from searchgate.api.auth import authenticate, authorize_presented, presented_key, system_of
 from searchgate.api.deps import json_response, runtime
 from searchgate.api.errors import ERROR_RESPONSES
 from searchgate.api.query import flag
@@ -19,6 +20,7 @@ from searchgate.api.responses import JsonResponse
 from searchgate.api.routes_collections import wait_if_asked, write_summary
 from searchgate.catalog.ingest import parse_records, sniff_format
 from searchgate.errors import InvalidInput
+from searchgate.keys.check import check_collection
 from searchgate.keys.scopes import Scope
 
 router = APIRouter(tags=["upload"], responses=ERROR_RESPONSES)
@@ -91,6 +93,14 @@ async def upload_stream(
         raise InvalidInput(
             "expected multipart/form-data with a 'config' part and a 'data' part", field="body"
         )
+    # A key in a header is checked before a byte of the body is read; its collection
+    # right once the config part names the collection.
+    presented = presented_key(request)
+    early = (
+        authorize_presented(rt.services.keys, request, presented, Scope.RECORDS_WRITE)
+        if presented is not None
+        else None
+    )
     async with request.form(
         max_files=2, max_fields=4, max_part_size=rt.services.settings.limits.max_body_bytes
     ) as form:
@@ -108,15 +118,20 @@ async def upload_stream(
     except UnicodeDecodeError:
         raise InvalidInput("the config part must be UTF-8 text", field="config") from None
     collection = config.get("collection") or "default"
-    caller = authenticate(
-        rt.services.keys,
-        request,
-        Scope.RECORDS_WRITE,
-        config.get("clientKey"),
-        collection=collection if isinstance(collection, str) else None,
+    if early is not None:
+        check_collection(early, collection)
         # For upload tools that cannot send X-Searchgate-System: told apart in usage.
-        system=config.get("system"),
-    )
+        caller = replace(early, system=system_of(request, config.get("system")))
+        request.state.key_system = caller.system
+    else:
+        caller = authenticate(
+            rt.services.keys,
+            request,
+            Scope.RECORDS_WRITE,
+            config.get("clientKey"),
+            collection=collection,
+            system=config.get("system"),
+        )
     mode = config.get("mode", "upsert")
     if mode not in ("upsert", "replace"):
         raise InvalidInput("config mode is 'upsert' or 'replace'", field="config.mode")

@@ -1,6 +1,6 @@
 """The tamper-evident change log."""
 
-from searchgate.audit.chain import AuditKey, Problem, load_or_create_audit_key
+from searchgate.audit.chain import AuditKey, Problem
 from searchgate.audit.encoding import csv_cell, encode_field
 from searchgate.audit.service import AuditEvent, AuditFilter, AuditLog, AuditPage, VerifyReport
 from searchgate.audit.tags import Action, Outcome
@@ -17,5 +17,4 @@ __all__ = [
     "VerifyReport",
     "csv_cell",
     "encode_field",
-    "load_or_create_audit_key",
 ]

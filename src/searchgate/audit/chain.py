@@ -1,7 +1,8 @@
 """The MAC chain: each event's HMAC-SHA256 covers its fields and the previous MAC.
 
-The key is never stored in the database (``SEARCHGATE_AUDIT_KEY`` or the file
-``secrets/audit-key`` in the data directory), so whoever can write to the database
+The key is never stored in the database (``SEARCHGATE_AUDIT_KEY``, the server secrets
+store, or the file ``secrets/audit-key`` in the data directory: see
+``searchgate.server_secrets``), so whoever can write to the database
 but not read the key cannot edit, remove or reorder events without ``verify()``
 noticing.
 """
@@ -12,13 +13,11 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC
-from pathlib import Path
 
 import orjson
 
 from searchgate.audit.models import AuditEventRow
 from searchgate.clock import aware
-from searchgate.secretfile import load_or_create_secret
 
 GENESIS = "0" * 64
 KEY_FILE = "audit-key"
@@ -62,12 +61,6 @@ def canonical(row: AuditEventRow) -> bytes:
             row.prev_mac,
         ]
     )
-
-
-def load_or_create_audit_key(secrets_dir: Path, configured: str | None) -> AuditKey:
-    if configured:
-        return AuditKey.from_secret(configured.encode("utf-8"))
-    return AuditKey.from_secret(load_or_create_secret(secrets_dir, KEY_FILE))
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,11 @@ class Action(StrEnum):
     DATA_COLLECTION_DELETE = "data:collections:delete"
     DATA_RECORDS_WRITE = "data:records:write"
     DATA_RECORDS_DELETE = "data:records:delete"
+    DATA_REPLACEMENT_START = "data:replacements:start"
+    DATA_REPLACEMENT_BATCH = "data:replacements:batch"
+    DATA_REPLACEMENT_COMMIT = "data:replacements:commit"
+    DATA_REPLACEMENT_ABORT = "data:replacements:abort"
+    DATA_REPLACEMENT_EXPIRE = "data:replacements:expire"
     # Client keys (Key Management).
     KEYS_LIST = "admin:keys:list"
     KEY_CREATE = "admin:keys:create"
@@ -72,6 +77,9 @@ class Action(StrEnum):
     ROTATION_FINISH = "admin:rotation:finish"
     # Outside a rotation: the primary key written to the store by hand (in the wizard).
     ROTATION_STORE_WRITE = "admin:rotation:store-write"
+    # Server secrets (docs/operations.md#several-hosts): fingerprints only, never values.
+    SERVER_SECRETS_RECORD = "server:secrets:record"
+    SERVER_SECRETS_PUSH = "server:secrets:push"
 
 
 # How the change log and the overview name each action: words, where the tag is code.
@@ -116,6 +124,11 @@ ACTION_LABELS: dict[Action, str] = {
     Action.DATA_COLLECTION_DELETE: "Collection deleted by a key",
     Action.DATA_RECORDS_WRITE: "Records uploaded",
     Action.DATA_RECORDS_DELETE: "Records deleted",
+    Action.DATA_REPLACEMENT_START: "Collection replacement started",
+    Action.DATA_REPLACEMENT_BATCH: "Records staged for a replacement",
+    Action.DATA_REPLACEMENT_COMMIT: "Collection replaced",
+    Action.DATA_REPLACEMENT_ABORT: "Collection replacement aborted",
+    Action.DATA_REPLACEMENT_EXPIRE: "Collection replacement expired",
     Action.KEYS_LIST: "Keys listed",
     Action.KEY_CREATE: "Key created",
     Action.KEY_NEW_PRIMARY: "New primary key",
@@ -131,6 +144,8 @@ ACTION_LABELS: dict[Action, str] = {
     Action.ROTATION_ABORT: "Rotation aborted",
     Action.ROTATION_FINISH: "Rotation finished",
     Action.ROTATION_STORE_WRITE: "Primary key written to the store",
+    Action.SERVER_SECRETS_RECORD: "Server secrets recorded",
+    Action.SERVER_SECRETS_PUSH: "Server secrets put in the secret store",
 }
 
 

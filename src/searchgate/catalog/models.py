@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from searchgate.db import Base, JsonText
@@ -74,6 +74,33 @@ class QueryStatRow(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SearchDayRow(Base):
+    """Searches per UTC day, area and collection, and how many found nothing: the
+    Analytics page's totals (kept for ``analytics_retention_days``)."""
+
+    __tablename__ = "search_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    area: Mapped[str] = mapped_column(String(64), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    searches: Mapped[int] = mapped_column(BigInteger)
+    zero_results: Mapped[int] = mapped_column(BigInteger)
+
+
+class SearchQueryDayRow(Base):
+    """Each query's searches per UTC day, area and collection, and how many found
+    nothing: the Analytics page's top queries and top zero-result queries."""
+
+    __tablename__ = "search_query_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    area: Mapped[str] = mapped_column(String(64), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    query: Mapped[str] = mapped_column(String(256), primary_key=True)
+    searches: Mapped[int] = mapped_column(BigInteger)
+    zero_results: Mapped[int] = mapped_column(BigInteger)
+
+
 class IndexNodeRow(Base):
     """Each server process's index position, so that ``?wait=true`` can wait for all."""
 
@@ -85,3 +112,31 @@ class IndexNodeRow(Base):
 
 
 Index("ix_changes_collection_seq", ChangeRow.collection, ChangeRow.seq)
+
+
+class ReplacementRow(Base):
+    """A staged replacement of a collection's records: batches go to ``staged_records``
+    and replace the collection's records in one transaction when committed."""
+
+    __tablename__ = "replacements"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # One open replacement per collection, checked under the change-log lock (a
+    # committed one is kept until it expires, so that a repeated commit is answered).
+    collection: Mapped[str] = mapped_column(String(64), index=True)
+    # The settings the staged records were validated with: the collection's when the
+    # replacement started, or inferred from the first batch of a new collection.
+    settings_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The commit's answer, once committed: a commit sent again (its answer was lost
+    # with a killed uploader) gets it again instead of a 404.
+    committed_json: Mapped[list[Any] | None] = mapped_column(JsonText, nullable=True)
+
+
+class StagedRecordRow(Base):
+    __tablename__ = "staged_records"
+
+    replacement_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    data: Mapped[str] = mapped_column(Text)

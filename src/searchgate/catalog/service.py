@@ -519,6 +519,18 @@ class CatalogService(CatalogReader):
 
     def _upsert_rows(self, s: Session, rows: list[tuple[str, str, str, int]]) -> None:
         """(collection, record_id, data, seq) rows, inserted or replacing the stored ones."""
+        conn = s.connection()
+        if conn.dialect.name == "postgresql" and rows:
+            # One statement with the rows as arrays (see ``changelog.append``).
+            collections, ids, data, seqs = (list(column) for column in zip(*rows, strict=True))
+            conn.exec_driver_sql(
+                "INSERT INTO records (collection, record_id, data, seq) "
+                "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[]) "
+                "ON CONFLICT (collection, record_id) "
+                "DO UPDATE SET data = excluded.data, seq = excluded.seq",
+                (collections, ids, data, seqs),
+            )
+            return
         executemany(
             s,
             "INSERT INTO records (collection, record_id, data, seq) VALUES (?, ?, ?, ?) "

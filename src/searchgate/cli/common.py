@@ -12,13 +12,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from searchgate.config import Settings
-from searchgate.errors import NotFound, SearchgateError
+from searchgate.errors import NotFound, SearchgateError, StorageUnavailable
+from searchgate.server_secrets import ServerSecretsError
 
 # Human messages go to stderr: stdout is for what scripts read (a key, JSON).
 console = Console(stderr=True)
 
 EXIT_NO = 1  # the answer is no: not found, not valid
 EXIT_USAGE = 2  # bad input or usage (as click reports usage errors)
+# sysexits' EX_CONFIG: a supervisor can be told not to restart on it (systemd's
+# RestartPreventExitStatus=78), as restarting cannot fix another node's secrets.
+EXIT_CONFIG = 78
 
 DataDir = typer.Option(
     None, "--data-dir", help="Data directory (default ./data; env SEARCHGATE_DATA_DIR)"
@@ -40,7 +44,7 @@ def emit_json(value: Any) -> None:
 def print_error(message: str) -> None:
     """One error line on stderr. The message is escaped: text in square brackets (an IP
     range, a JSON path) would otherwise be read as rich markup, vanish or fail to print."""
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def fail(exc: SearchgateError, as_json: bool) -> NoReturn:
@@ -48,4 +52,26 @@ def fail(exc: SearchgateError, as_json: bool) -> NoReturn:
         emit_json({"error": exc.to_dict()})
     else:
         print_error(exc.message)
-    raise typer.Exit(code=EXIT_NO if isinstance(exc, NotFound) else EXIT_USAGE)
+    raise typer.Exit(code=EXIT_NO if isinstance(exc, NotFound | StorageUnavailable) else EXIT_USAGE)
+
+
+class SearchgateApp(typer.Typer):
+    """The ``searchgate`` command: a node whose server secrets the database refuses
+    (any command that builds the services), or whose data directory cannot be written,
+    ends with that one line, not a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ServerSecretsError as exc:
+            # soft_wrap: one line, however long, for logs and scripts that grep it.
+            console.print(
+                f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True
+            )
+            sys.exit(EXIT_CONFIG)
+        except StorageUnavailable as exc:
+            # A read-only or full data directory, at start-up or later.
+            console.print(
+                f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True
+            )
+            sys.exit(EXIT_NO)

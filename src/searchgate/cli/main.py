@@ -29,9 +29,10 @@ from searchgate.catalog.service import parse_settings
 from searchgate.cli import audit as audit_cli
 from searchgate.cli import keys as keys_cli
 from searchgate.cli import rotate as rotate_cli
+from searchgate.cli import server_secrets as server_secrets_cli
 from searchgate.cli import store as store_cli
 from searchgate.cli import users as users_cli
-from searchgate.cli.common import DataDir, console, print_error, settings_for
+from searchgate.cli.common import DataDir, SearchgateApp, console, print_error, settings_for
 from searchgate.config import Settings
 from searchgate.demo import DEMO_QUERIES, demo_settings, generate
 from searchgate.engines.tantivy.engine import TantivyEngine
@@ -44,7 +45,7 @@ from searchgate.permissions import Actor
 from searchgate.runtime import Services, build_services
 from searchgate.secretstores import SecretVersion, StoreNotFound, open_store
 
-app = typer.Typer(
+app = SearchgateApp(
     help="Searchgate: self-hosted commerce search with carefully handled client keys.",
     no_args_is_help=True,
 )
@@ -52,6 +53,7 @@ app.add_typer(keys_cli.app, name="keys")
 app.add_typer(store_cli.app, name="store")
 app.add_typer(users_cli.app, name="users")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(server_secrets_cli.app, name="secrets")
 app.command("rotate")(rotate_cli.rotate)
 
 DEMO_KEY_NAME = "demo"
@@ -196,6 +198,7 @@ def serve(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     sock = _listen(settings.host, settings.port, config.backlog)
     display = f"[{settings.host}]" if ":" in settings.host else settings.host

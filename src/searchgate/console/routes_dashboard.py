@@ -1,11 +1,13 @@
-"""The overview: collections, recent changes and security notices, as far as the
-person's role lets them see each."""
+"""The overview: collections, recent changes, the searches of the last days and
+security notices, as far as the person's role lets them see each."""
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
+from searchgate.console.analytics_chart import build_trend
 from searchgate.console.routes_admin_keys import key_notices
+from searchgate.console.routes_analytics import overview_trend
 from searchgate.console.routes_audit import key_names
 from searchgate.console.web import SIGNED_IN, Ctx, PageRoutes
 from searchgate.permissions import Permission
@@ -26,6 +28,7 @@ def dashboard(ctx: Ctx) -> Response:
         else None
     )
     summary = services.users.admin_summary(actor) if ctx.can(Permission.USERS_READ) else None
+    trend = overview_trend(ctx)
     return ctx.render(
         "dashboard.html",
         title="Overview",
@@ -35,4 +38,6 @@ def dashboard(ctx: Ctx) -> Response:
         summary=summary,
         my_mfa=services.mfa.status(actor.user_id or ""),
         key_notices=key_notices(ctx),
+        trend=trend,
+        trend_chart=build_trend(trend.series) if trend is not None else None,
     )

@@ -128,6 +128,9 @@ class KeyCheck(KeyRecords):
                 "a client key is required: 'Authorization: Bearer <key>', 'X-Client-Key', "
                 "or 'clientKey' in a JSON body",
             )
+        watch = self.revocations
+        if watch is not None and not watch.fresh():
+            raise self.unconfirmed()
         claims: BrowserClaims | None = None
         if looks_like_browser_token(presented.secret):
             if not context.browser_tokens:
@@ -144,6 +147,8 @@ class KeyCheck(KeyRecords):
             info = found
         self._check_usable(info, claims)
         _check_rights(info, claims, scope, collection, context)
+        if claims is not None and self.token_rates is not None:
+            self.token_rates.check(context.ip)
         rate = info.restrictions.rate_limit_per_minute
         if rate is not None:
             wait = self.limiter.acquire(info.id, rate)
@@ -189,6 +194,20 @@ class KeyCheck(KeyRecords):
             raise KeyUnusable("key_disabled", f"{via} {info.id} is disabled", info.id)
         if info.restrictions.expired(self.clock()):
             raise KeyUnusable("key_expired", f"{via} {info.id} has expired", info.id)
+
+
+def check_collection(caller: Caller, collection: str) -> None:
+    """The collection right of a caller whose key was checked before its request named
+    the collection (a key in a header is checked before the body is read)."""
+    if not caller.may_use(collection):
+        token = caller.browser_token is not None
+        holder = "browser token" if token else f"client key {caller.key.id}"
+        raise KeyForbidden(
+            "collection_forbidden",
+            f"{holder} may not use the collection {collection!r}",
+            caller.key.id,
+            collection=collection,
+        )
 
 
 def _check_rights(

@@ -7,7 +7,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
-from searchgate.secretfile import load_or_create_secret
+PEPPER_FILE = "key-pepper"
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,6 @@ class Pepper:
 
     def digest(self, key: str) -> bytes:
         return hmac.new(self.secret, key.encode("utf-8"), hashlib.sha256).digest()
-
-
-def load_or_create_pepper(secrets_dir: Path, configured: str | None) -> Pepper:
-    if configured:
-        return Pepper.from_secret(configured.encode("utf-8"))
-    return Pepper.from_secret(load_or_create_secret(secrets_dir, "key-pepper"))
 
 
 def previous_peppers(secrets_dir: Path, configured: list[str]) -> list[Pepper]:

@@ -26,6 +26,7 @@ from searchgate.keys.models import ClientKeyRow
 from searchgate.keys.reading import KeyRecords
 from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import Scope
+from searchgate.notify import KEYS, notify
 from searchgate.permissions import Actor, CredentialKind, Permission
 from searchgate_client.browser_tokens import derive_keypair, public_key_id
 from searchgate_client.keyformat import check_key_format, display_prefix, generate_key
@@ -72,10 +73,12 @@ class KeyChanges(KeyRecords):
     def _record(
         self, s: Session, actor: Actor, action: Action, row: ClientKeyRow, details: dict[str, Any]
     ) -> None:
-        """Audit a change to ``row``: the key as it now is, and what ``details`` add."""
+        """Audit a change to ``row``: the key as it now is, and what ``details`` add;
+        and wake the key caches of every server process when it commits."""
         self.audit.record(
             s, actor, action, target=row.id, details={**self._describe(row), **details}
         )
+        notify(s, KEYS, row.id)
 
 
 class KeyLifecycle(KeyChanges):
@@ -392,6 +395,7 @@ class KeyLifecycle(KeyChanges):
         with self.db.write() as s:
             row = self._find(s, id_or_name)
             change(s, row)
+            notify(s, KEYS, row.id)
             info = info_of(row)
         self.forget_cache()
         return info

@@ -11,18 +11,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from searchgate.audit import AuditLog
 from searchgate.authorizer import Authorizer
 from searchgate.clock import Clock, Monotonic
 from searchgate.db import Database
-from searchgate.errors import NotFound
+from searchgate.errors import NotFound, RevocationsUnconfirmed
 from searchgate.keys.hashing import Pepper
 from searchgate.keys.info import KeyInfo, info_of
 from searchgate.keys.models import ClientKeyRow
-from searchgate.keys.ratelimit import RateLimiter
+from searchgate.keys.ratelimit import ClientRates, RateLimiter
+from searchgate.keys.revocations import RevocationWatch
 from searchgate_client.keyformat import check_key_format
+
+# A database that does not answer (down, restarting, out of connections): a key that
+# cannot be read is refused as unconfirmed (503), never answered with a 500.
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 # (key id, since) -> names of the systems that used the key since then.
 RecentSystems = Callable[[str, datetime], list[str]]
@@ -42,6 +49,7 @@ class KeyRecords:
         collection_names: Callable[[], frozenset[str]],
         recent_systems: RecentSystems,
         limiter: RateLimiter,
+        token_rates: ClientRates | None = None,
         cache_seconds: float = 1.0,
         delete_quiet: timedelta = timedelta(minutes=15),
         previous_peppers: Sequence[Pepper] = (),
@@ -64,8 +72,27 @@ class KeyRecords:
         # Deletion's quiet-period check names every system that used the key recently.
         self.recent_systems = recent_systems
         self.limiter = limiter
+        # Browser tokens are public (every page of a shop carries one): each client
+        # address gets a default rate of its own besides the parent key's.
+        self.token_rates = token_rates
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
         self._lock = threading.Lock()
+        # Set in a serving process (``watch_revocations``): keys are refused while it
+        # cannot confirm that the cache still holds every revocation.
+        self.revocations: RevocationWatch | None = None
+
+    def watch_revocations(self, watch: RevocationWatch) -> None:
+        self.revocations = watch
+
+    def unconfirmed(self) -> RevocationsUnconfirmed:
+        """The refusal of a key while revocations cannot be confirmed."""
+        watch = self.revocations
+        after = watch.retry_after if watch is not None else 1.0
+        return RevocationsUnconfirmed(
+            "this server cannot confirm with its database that client keys were not "
+            f"revoked; retry in {after:g} s",
+            retryAfter=after,
+        )
 
     # --- reading -------------------------------------------------------------------
 
@@ -127,8 +154,11 @@ class KeyRecords:
         hit = self._cache.get(cache_key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        with self.db.read() as s:
-            info = load(s)
+        try:
+            with self.db.read() as s:
+                info = load(s)
+        except DATABASE_DOWN:
+            raise self.unconfirmed() from None
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
@@ -156,7 +186,10 @@ class KeyRecords:
 
         info = self._cached(presented, load)
         if info is None and self.previous_peppers:
-            info = self._rehash(presented, digest)
+            try:
+                info = self._rehash(presented, digest)
+            except DATABASE_DOWN:
+                raise self.unconfirmed() from None
             if info is not None:
                 self.forget_cache()
         return info

@@ -1,4 +1,6 @@
-"""Counts what people search for (queries that found something), for SAYT suggestions.
+"""Counts what people search for: queries that found something, for SAYT suggestions,
+and every search per UTC day, area, collection and query, with whether it found
+nothing, for search analytics (``search/analytics.py``).
 
 Counting happens in memory and is flushed to the database in the background, so a
 search never waits on a write. The suggestions a process holds take its own flushed
@@ -6,7 +8,9 @@ counts in at once and are reloaded in the background too: only a collection's fi
 suggestion reads the database on the request path. The flush is one statement: one per
 query took a quarter of a second of the interpreter every five seconds on a busy
 storefront, which stalled the requests of that moment by tens of milliseconds
-(docs/performance.md, the changes of 2026-12-05).
+(docs/performance.md, the changes of 2026-12-05). A search's day is the day of the
+flush that writes it (at most ``flush_seconds`` late at midnight). Days older than the
+retention are deleted in the background, once an hour.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ import logging
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
-from searchgate.catalog.models import QueryStatRow
-from searchgate.db import Database
+from searchgate.catalog.models import QueryStatRow, SearchDayRow, SearchQueryDayRow
+from searchgate.clock import Clock, utc_now
+from searchgate.db import Base, Database
 from searchgate.engines.tantivy.layout import words
 
 log = logging.getLogger("searchgate.querylog")
@@ -33,6 +40,11 @@ MAX_QUERY = 256
 MAX_PENDING = 100_000
 # The most searched queries of a collection held in memory for suggestions.
 MAX_LOADED = 200_000
+DEFAULT_RETENTION_DAYS = 90
+PRUNE_EVERY = timedelta(hours=1)
+
+# (area, collection, normalised query, found nothing)
+SearchKey = tuple[str, str, str, bool]
 
 
 def normalise(query: str) -> str:
@@ -41,12 +53,26 @@ def normalise(query: str) -> str:
 
 class QueryLog:
     def __init__(
-        self, db: Database, flush_seconds: float = 5.0, reload_seconds: float = 30.0
+        self,
+        db: Database,
+        flush_seconds: float = 5.0,
+        reload_seconds: float = 30.0,
+        clock: Clock = utc_now,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
     ) -> None:
+        if retention_days < 1:
+            raise ValueError("retention_days must be at least 1")
         self.db = db
         self.flush_seconds = flush_seconds
         self.reload_seconds = reload_seconds
+        self.retention_days = retention_days
+        self._clock = clock
         self._pending: Counter[tuple[str, str]] = Counter()
+        self._searches: Counter[SearchKey] = Counter()
+        # Searches whose query was not admitted (MAX_PENDING distinct ones already):
+        # still in the day's totals, per (area, collection, found nothing).
+        self._unlisted: Counter[tuple[str, str, bool]] = Counter()
+        self._next_prune: datetime | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -60,6 +86,25 @@ class QueryLog:
             with self._lock:
                 if key in self._pending or len(self._pending) < MAX_PENDING:
                     self._pending[key] += 1
+
+    def count_search(
+        self, area: str, collection: str, query: str, corrected: str | None, total: int
+    ) -> None:
+        """Counts one storefront search (``corrected``: the query autocorrection ran
+        instead, which is what SAYT learns from). Dictionary increments, no I/O."""
+        q = normalise(query)
+        zero = not total
+        key = (area, collection, q, zero)
+        popular = (normalise(corrected) if corrected is not None else q) if total else ""
+        with self._lock:
+            if key in self._searches or len(self._searches) < MAX_PENDING:
+                self._searches[key] += 1
+            else:
+                self._unlisted[(area, collection, zero)] += 1
+            if popular:
+                pkey = (collection, popular)
+                if pkey in self._pending or len(self._pending) < MAX_PENDING:
+                    self._pending[pkey] += 1
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="searchgate-querylog", daemon=True)
@@ -81,13 +126,21 @@ class QueryLog:
                 self.refresh(stale_only=True)
             except Exception:
                 log.warning("could not reload query counts; will retry", exc_info=True)
+            try:
+                self._maybe_prune()
+            except Exception:
+                log.warning("could not delete old search analytics; will retry", exc_info=True)
 
     def flush(self) -> int:
+        """Writes the counts held; returns how many distinct queries SAYT learnt."""
         with self._lock:
             pending, self._pending = self._pending, Counter()
-        if not pending:
+            searches, self._searches = self._searches, Counter()
+            unlisted, self._unlisted = self._unlisted, Counter()
+        if not pending and not searches and not unlisted:
             return 0
-        now = datetime.now(UTC)
+        now = self._clock()
+        day = now.date()
         # In primary-key order: flushes of several processes lock rows in the same order.
         rows = [
             {"collection": c, "query": q, "count": n, "last_seen": now}
@@ -95,29 +148,73 @@ class QueryLog:
         ]
         try:
             with self.db.write() as s:
-                dialect = s.get_bind().dialect.name
-                ins = (
-                    postgresql.insert(QueryStatRow)
-                    if dialect == "postgresql"
-                    else sqlite.insert(QueryStatRow)
-                )
-                s.execute(
-                    ins.on_conflict_do_update(
-                        index_elements=[QueryStatRow.collection, QueryStatRow.query],
-                        set_={
-                            "count": QueryStatRow.count + ins.excluded.count,
-                            "last_seen": ins.excluded.last_seen,
-                        },
-                    ),
-                    rows,
-                )
+                if rows:
+                    self._upsert(
+                        s,
+                        QueryStatRow,
+                        rows,
+                        {"count": QueryStatRow.count},
+                        {"last_seen"},
+                    )
+                if searches or unlisted:
+                    days, queries = _day_rows(day, searches, unlisted)
+                    added = {
+                        "searches": SearchDayRow.searches,
+                        "zero_results": SearchDayRow.zero_results,
+                    }
+                    self._upsert(s, SearchDayRow, days, added, set())
+                    if queries:
+                        added = {
+                            "searches": SearchQueryDayRow.searches,
+                            "zero_results": SearchQueryDayRow.zero_results,
+                        }
+                        self._upsert(s, SearchQueryDayRow, queries, added, set())
         except Exception:
             with self._lock:
                 self._pending.update(pending)
+                self._searches.update(searches)
+                self._unlisted.update(unlisted)
             raise
         # This process sees its own counts at once; other processes' after a reload.
         self._take_in(pending)
         return len(pending)
+
+    @staticmethod
+    def _upsert(
+        s: Session,
+        model: type[Base],
+        rows: list[dict[str, Any]],
+        added: dict[str, Any],
+        replaced: set[str],
+    ) -> None:
+        """One statement for all ``rows``: ``added`` columns add up, ``replaced`` ones
+        take the new value."""
+        dialect = s.get_bind().dialect.name
+        ins = postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
+        keys = [c.name for c in inspect(model).primary_key]
+        set_ = {name: column + ins.excluded[name] for name, column in added.items()}
+        set_.update({name: ins.excluded[name] for name in replaced})
+        s.execute(ins.on_conflict_do_update(index_elements=keys, set_=set_), rows)
+
+    def _maybe_prune(self) -> None:
+        now = self._clock()
+        if self._next_prune is not None and now < self._next_prune:
+            return
+        self.prune()
+        self._next_prune = now + PRUNE_EVERY
+
+    def first_kept_day(self) -> date:
+        """The oldest day the retention keeps (today counts as one of its days)."""
+        return self._clock().date() - timedelta(days=self.retention_days - 1)
+
+    def prune(self) -> int:
+        """Deletes search analytics older than the retention; returns the days' rows
+        deleted (of every area and collection)."""
+        cutoff = self.first_kept_day()
+        with self.db.write() as s:
+            result = s.execute(delete(SearchDayRow).where(SearchDayRow.day < cutoff))
+            s.execute(delete(SearchQueryDayRow).where(SearchQueryDayRow.day < cutoff))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def _take_in(self, flushed: Counter[tuple[str, str]]) -> None:
         """Adds flushed counts to the suggestions held, as new lists swapped in whole
@@ -196,3 +293,33 @@ class QueryLog:
         span = range(lo, hi)
         best = heapq.nsmallest(limit, span, key=lambda i: (-counts[i], queries[i]))
         return [(queries[i], counts[i]) for i in best]
+
+
+def _day_rows(
+    day: date, searches: Counter[SearchKey], unlisted: Counter[tuple[str, str, bool]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The day's totals per (area, collection), and per query (a search without words,
+    a browse, is in the totals only), in primary-key order."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    per_query: dict[tuple[str, str, str], list[int]] = {}
+    for (area, collection, q, zero), n in searches.items():
+        t = totals.setdefault((area, collection), [0, 0])
+        t[0] += n
+        t[1] += n if zero else 0
+        if q:
+            pq = per_query.setdefault((area, collection, q), [0, 0])
+            pq[0] += n
+            pq[1] += n if zero else 0
+    for (area, collection, zero), n in unlisted.items():
+        t = totals.setdefault((area, collection), [0, 0])
+        t[0] += n
+        t[1] += n if zero else 0
+    days = [
+        {"day": day, "area": a, "collection": c, "searches": n, "zero_results": z}
+        for (a, c), (n, z) in sorted(totals.items())
+    ]
+    queries = [
+        {"day": day, "area": a, "collection": c, "query": q, "searches": n, "zero_results": z}
+        for (a, c, q), (n, z) in sorted(per_query.items())
+    ]
+    return days, queries

@@ -79,7 +79,9 @@ DEFAULT_INFLUENCE = 5.0
 # most frequent, so these keep ``maxValues`` refinements after pruning.
 PRUNE_PAD = 16
 
-QueryRecorder = Callable[[str, str], None]
+# (area, collection, query, the query autocorrection ran instead, records found):
+# QueryLog.count_search.
+QueryRecorder = Callable[[str, str, str, str | None, int], None]
 
 
 class SearchService:
@@ -106,10 +108,9 @@ class SearchService:
         self._check_limits(req)
         settings = self._settings(req.collection)
         result, corrected = self._run(req, settings)
-        if self.record_query is not None and result is not None and result.total:
-            searched = corrected if corrected is not None else req.query or ""
-            if searched.strip():
-                self.record_query(req.collection, searched)
+        if self.record_query is not None:
+            total = result.total if result is not None else 0
+            self.record_query(req.area, req.collection, req.query or "", corrected, total)
         return self._response(req, settings, area.site_params, result, corrected)
 
     def refinements(self, req: SearchRequest, navigation_name: str) -> dict[str, Any]:
@@ -158,6 +159,14 @@ class SearchService:
             raise InvalidInput(f"pageSize: at most {lim.max_page_size}", field="pageSize")
         if req.skip > lim.max_skip:
             raise InvalidInput(f"skip: at most {lim.max_skip}", field="skip")
+        if req.skip + req.page_size > lim.max_result_window:
+            raise InvalidInput(
+                f"skip + pageSize: at most {lim.max_result_window} "
+                "(SEARCHGATE_LIMIT_MAX_RESULT_WINDOW); narrow the search rather than "
+                "paging this deep",
+                field="skip",
+                limit=lim.max_result_window,
+            )
         if len(req.refinements) > lim.max_refinements:
             raise InvalidInput(f"refinements: at most {lim.max_refinements}", field="refinements")
         if req.biasing is not None:

@@ -4,6 +4,8 @@ versions, restore). See docs/secret-stores.md."""
 
 from searchgate.secretstores.base import (
     FIELD,
+    FieldStore,
+    SecretFields,
     SecretStore,
     SecretVersion,
     StoreConflict,
@@ -18,6 +20,8 @@ from searchgate.secretstores.factory import KINDS, open_store
 __all__ = [
     "FIELD",
     "KINDS",
+    "FieldStore",
+    "SecretFields",
     "SecretStore",
     "SecretVersion",
     "StoreConflict",

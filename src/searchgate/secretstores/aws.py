@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ import botocore.exceptions  # type: ignore[import-untyped]
 
 from searchgate.secretstores.base import (
     FIELD,
+    SecretFields,
     SecretVersion,
     StoreConflict,
     StoreError,
@@ -205,6 +206,38 @@ class AwsSecretsManagerStore:
             )
         # Reading the current version proves read access and decryption with the KMS key.
         self.read()
+
+    # --- several named values (the server secrets) -------------------------------
+
+    def read_fields(self) -> SecretFields:
+        resp = self._call(
+            "read the current version",
+            lambda: self._sm.get_secret_value(SecretId=self.secret_id, VersionStage=CURRENT),
+        )
+        raw = resp.get("SecretString")
+        try:
+            doc = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise StoreMisconfigured(f"{self.location}: the secret is not a JSON object")
+        values = {k: v for k, v in doc.items() if isinstance(v, str) and v}
+        return SecretFields(values=values, version=str(resp["VersionId"]))
+
+    def create_fields(self, values: Mapping[str, str]) -> SecretFields:
+        body = json.dumps(dict(values))
+        token = str(uuid.uuid4())
+        try:
+            resp = self._call(
+                "create the secret",
+                lambda: self._sm.create_secret(
+                    Name=self.secret_id, ClientRequestToken=token, SecretString=body
+                ),
+                secrets=(*values.values(), body),
+            )
+        except StoreConflict:
+            raise StoreConflict(f"{self.location}: a secret already exists there") from None
+        return SecretFields(values=dict(values), version=str(resp["VersionId"]))
 
     # --- plumbing -----------------------------------------------------------------
 

@@ -4,7 +4,7 @@ carrying the secret."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -29,6 +29,34 @@ class SecretVersion:
         )
 
     __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class SecretFields:
+    """One version of a secret that holds several named values (the server secrets:
+    ``key_pepper``, ``audit_key``). Shows the field names, never the values."""
+
+    values: Mapping[str, str] = field(repr=False)
+    version: str
+
+    def __repr__(self) -> str:
+        return f"SecretFields(version={self.version!r}, fields={sorted(self.values)})"
+
+    __str__ = __repr__
+
+
+@runtime_checkable
+class FieldStore(Protocol):
+    """A store that can also hold several named values at one path (Vault, AWS, file)."""
+
+    kind: str
+    location: str
+
+    def read_fields(self) -> SecretFields: ...
+
+    def create_fields(self, values: Mapping[str, str]) -> SecretFields:
+        """Writes ``values`` only when nothing is stored there yet (StoreConflict else)."""
+        ...
 
 
 @runtime_checkable

@@ -16,13 +16,14 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from searchgate.secretstores.base import (
     FIELD,
+    SecretFields,
     SecretVersion,
     StoreConflict,
     StoreError,
@@ -92,6 +93,28 @@ class FileStore:
         with self._locked():
             self._load()
 
+    # --- several named values (the server secrets) -------------------------------
+
+    def read_fields(self) -> SecretFields:
+        doc = self._load(required=())
+        if doc is None:
+            raise StoreNotFound(f"{self.location}: no secret file yet")
+        entry = next(e for e in doc["versions"] if e["version"] == doc["current"])
+        values = {
+            k: v
+            for k, v in entry.items()
+            if k not in ("version", "created_at") and isinstance(v, str) and v
+        }
+        return SecretFields(values=values, version=doc["current"])
+
+    def create_fields(self, values: Mapping[str, str]) -> SecretFields:
+        with self._locked():
+            if self._load(required=()) is not None:
+                raise StoreConflict(f"{self.location}: a secret already exists there")
+            entry = {"version": "1", **values, "created_at": datetime.now(UTC).isoformat()}
+            self._save({"format": FORMAT, "current": "1", "versions": [entry]})
+        return SecretFields(values=dict(values), version="1")
+
     # --- plumbing -----------------------------------------------------------------
 
     def _check(self, doc: dict[str, Any] | None, expected: str | None) -> None:
@@ -135,7 +158,7 @@ class FileStore:
             f"{self.max_versions})"
         )
 
-    def _load(self) -> dict[str, Any] | None:
+    def _load(self, required: tuple[str, ...] = (FIELD,)) -> dict[str, Any] | None:
         try:
             with self._os_errors("read"):
                 fd = os.open(self.path, os.O_RDONLY)
@@ -155,7 +178,8 @@ class FileStore:
                 doc.get("format") == FORMAT
                 and isinstance(doc.get("current"), str)
                 and all(
-                    isinstance(e.get("version"), str) and isinstance(e.get(FIELD), str)
+                    isinstance(e.get("version"), str)
+                    and all(isinstance(e.get(name), str) for name in required)
                     for e in doc["versions"]
                 )
                 and any(e["version"] == doc["current"] for e in doc["versions"])

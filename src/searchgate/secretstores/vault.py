@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ import requests
 
 from searchgate.secretstores.base import (
     FIELD,
+    SecretFields,
     SecretVersion,
     StoreConflict,
     StoreError,
@@ -273,6 +274,37 @@ class VaultStore:
                 f"{sorted(granted) or 'no'} capabilities on {data_path}); its policy needs "
                 f'path "{data_path}" {{ capabilities = ["create", "read", "update"] }}'
             )
+
+    # --- several named values (the server secrets) -------------------------------
+
+    def read_fields(self) -> SecretFields:
+        resp = self._call("read the secret", lambda: self._kv_read(None))
+        body = resp.get("data") or {}
+        data = body.get("data") or {}
+        meta = body.get("metadata") or {}
+        values = {k: v for k, v in data.items() if isinstance(v, str) and v}
+        return SecretFields(values=values, version=str(meta.get("version")))
+
+    def create_fields(self, values: Mapping[str, str]) -> SecretFields:
+        attempt = _Attempt()
+        try:
+            resp = self._call(
+                "write the secret",
+                lambda: self._client.secrets.kv.v2.create_or_update_secret(
+                    path=self.secret_path, secret=dict(values), cas=0, mount_point=self.mount
+                ),
+                secrets=tuple(values.values()),
+                attempt=attempt,
+            )
+        except StoreConflict:
+            if attempt.retried:
+                # A timed-out first attempt may have been applied.
+                current = self.read_fields()
+                if dict(current.values) == dict(values) and current.version == "1":
+                    return current
+            raise StoreConflict(f"{self.location}: a secret already exists there") from None
+        data = resp.get("data") or {}
+        return SecretFields(values=dict(values), version=str(data.get("version")))
 
     # --- plumbing -----------------------------------------------------------------
 

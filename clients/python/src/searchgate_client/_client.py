@@ -20,8 +20,12 @@ from searchgate_client._keys import CachedKey
 from searchgate_client._types import (
     KeySelf,
     RefinementsResponse,
+    ReplacementAbortResponse,
+    ReplacementCommitResponse,
+    ReplacementInfo,
     SaytResponse,
     SearchResponse,
+    StagedBatchResponse,
     UploadResponse,
 )
 from searchgate_client._version import __version__
@@ -101,6 +105,19 @@ def _upload(
         "POST",
         f"/api/v1/collections/{quote(collection, safe='')}/records",
         params={"mode": mode, "wait": wait, "failOnFirstError": fail_on_first_error},
+        json_body=[dict(record) for record in records],
+    )
+
+
+def _replacements(collection: str, *parts: str) -> str:
+    path = f"/api/v1/collections/{quote(collection, safe='')}/replacements"
+    return "/".join([path, *(quote(p, safe="") for p in parts)])
+
+
+def _stage(collection: str, replacement_id: str, records: Iterable[Mapping[str, Any]]) -> _Call:
+    return _Call(
+        "POST",
+        _replacements(collection, replacement_id, "records"),
         json_body=[dict(record) for record in records],
     )
 
@@ -253,6 +270,37 @@ class SearchgateClient:
         call = _upload(collection, records, mode, wait, fail_on_first_error)
         return cast(UploadResponse, self._call(call))
 
+    def start_replacement(self, collection: str) -> ReplacementInfo:
+        """Opens a staged replacement of ``collection`` (one at a time per collection):
+        stage its new records in batches, then ``commit_replacement`` swaps them in."""
+        return cast(ReplacementInfo, self._call(_Call("POST", _replacements(collection))))
+
+    def replacement(self, collection: str, replacement_id: str) -> ReplacementInfo:
+        """A replacement's staged record count and expiry."""
+        call = _Call("GET", _replacements(collection, replacement_id))
+        return cast(ReplacementInfo, self._call(call))
+
+    def stage_records(
+        self, collection: str, replacement_id: str, records: Iterable[Mapping[str, Any]]
+    ) -> StagedBatchResponse:
+        """Stages a batch by record id: sending the same batch again stages nothing twice."""
+        call = _stage(collection, replacement_id, records)
+        return cast(StagedBatchResponse, self._call(call))
+
+    def commit_replacement(
+        self, collection: str, replacement_id: str, wait: bool = False
+    ) -> ReplacementCommitResponse:
+        """Swaps the staged records in for the collection's, atomically."""
+        call = _Call(
+            "POST", _replacements(collection, replacement_id, "commit"), params={"wait": wait}
+        )
+        return cast(ReplacementCommitResponse, self._call(call))
+
+    def abort_replacement(self, collection: str, replacement_id: str) -> ReplacementAbortResponse:
+        """Drops the staged records; the collection is untouched."""
+        call = _Call("DELETE", _replacements(collection, replacement_id))
+        return cast(ReplacementAbortResponse, self._call(call))
+
     def self_info(self) -> KeySelf:
         """Which key this client uses (GET /api/v1/keys/self): id, name, scopes, expiry."""
         return cast(KeySelf, self._call(_SELF))
@@ -375,6 +423,39 @@ class AsyncSearchgateClient:
         atomically). ``wait``: answer once the records are searchable."""
         call = _upload(collection, records, mode, wait, fail_on_first_error)
         return cast(UploadResponse, await self._call(call))
+
+    async def start_replacement(self, collection: str) -> ReplacementInfo:
+        """Opens a staged replacement of ``collection`` (one at a time per collection):
+        stage its new records in batches, then ``commit_replacement`` swaps them in."""
+        return cast(ReplacementInfo, await self._call(_Call("POST", _replacements(collection))))
+
+    async def replacement(self, collection: str, replacement_id: str) -> ReplacementInfo:
+        """A replacement's staged record count and expiry."""
+        call = _Call("GET", _replacements(collection, replacement_id))
+        return cast(ReplacementInfo, await self._call(call))
+
+    async def stage_records(
+        self, collection: str, replacement_id: str, records: Iterable[Mapping[str, Any]]
+    ) -> StagedBatchResponse:
+        """Stages a batch by record id: sending the same batch again stages nothing twice."""
+        call = _stage(collection, replacement_id, records)
+        return cast(StagedBatchResponse, await self._call(call))
+
+    async def commit_replacement(
+        self, collection: str, replacement_id: str, wait: bool = False
+    ) -> ReplacementCommitResponse:
+        """Swaps the staged records in for the collection's, atomically."""
+        call = _Call(
+            "POST", _replacements(collection, replacement_id, "commit"), params={"wait": wait}
+        )
+        return cast(ReplacementCommitResponse, await self._call(call))
+
+    async def abort_replacement(
+        self, collection: str, replacement_id: str
+    ) -> ReplacementAbortResponse:
+        """Drops the staged records; the collection is untouched."""
+        call = _Call("DELETE", _replacements(collection, replacement_id))
+        return cast(ReplacementAbortResponse, await self._call(call))
 
     async def self_info(self) -> KeySelf:
         """Which key this client uses (GET /api/v1/keys/self): id, name, scopes, expiry."""

@@ -110,6 +110,45 @@ class UploadResponse(TypedDict):
     searchable: NotRequired[bool]
 
 
+class ReplacementInfo(TypedDict):
+    """A staged replacement (POST/GET /api/v1/collections/{collection}/replacements)."""
+
+    id: str
+    collection: str
+    state: str  # open, or committed (kept until it expires)
+    stagedRecords: int
+    createdAt: str
+    expiresAt: str
+
+
+class StagedBatchResponse(TypedDict):
+    """POST .../replacements/{id}/records: a batch staged by record id."""
+
+    replacement: ReplacementInfo
+    staged: int
+    invalidRecordCount: int
+    invalidRecordDetails: list[InvalidRecord]
+
+
+class ReplacementCommitResponse(TypedDict):
+    """POST .../replacements/{id}/commit: the collection now holds the staged records."""
+
+    collection: str
+    replacementId: str
+    records: int
+    replaced: int
+    createdCollection: bool
+    changeSeq: int
+    searchable: NotRequired[bool]
+
+
+class ReplacementAbortResponse(TypedDict):
+    collection: str
+    replacementId: str
+    aborted: bool
+    stagedRecordsRemoved: int
+
+
 class BrowserTokenInfo(TypedDict):
     expiresAt: str
     origins: list[str]

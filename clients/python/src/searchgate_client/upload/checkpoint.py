@@ -3,7 +3,9 @@
 One JSON line per acknowledged batch, appended and flushed to disk before the next
 batch is read, after a first line naming the file and the options. A run killed at any
 moment leaves either the batch's line or nothing: an unacknowledged batch is sent
-again, and since records are upserted by id, sending one twice changes nothing.
+again, and since records are upserted (or staged) by id, sending one twice changes
+nothing. A ``--replace`` upload also writes the id of its staged replacement before
+its first batch, and a last line once the replacement is committed.
 """
 
 from __future__ import annotations
@@ -58,6 +60,32 @@ class Progress:
     upserted: int = 0
     invalid_count: int = 0
     invalid: list[dict[str, Any]] = field(default_factory=list)
+    # A --replace upload: the server's replacement, and whether it was committed.
+    replacement: str | None = None
+    committed: bool = False
+    lines: int = 0
+    """Lines of the checkpoint after the first that this progress is made of."""
+
+    def note(self, entry: dict[str, Any]) -> bool:
+        """Takes one line of the checkpoint; False when it does not follow."""
+        if "replacement" in entry and "batch" not in entry:
+            if (
+                self.replacement is not None
+                or self.batches
+                or not isinstance(entry["replacement"], str)
+            ):
+                return False
+            self.replacement = entry["replacement"]
+        elif entry.get("committed") is True:
+            if self.replacement is None or self.committed:
+                return False
+            self.committed = True
+        elif entry.get("batch") == self.batches + 1 and not self.committed:
+            self.add(entry)
+        else:
+            return False
+        self.lines += 1
+        return True
 
     def add(self, entry: dict[str, Any]) -> None:
         self.position = Position(entry["offset"], entry["line"], entry["index"])
@@ -108,18 +136,17 @@ class Checkpoint:
                 entry = json.loads(raw)
             except ValueError:
                 break
-            if entry.get("batch") != progress.batches + 1:
+            if not isinstance(entry, dict) or not progress.note(entry):
                 break
-            progress.add(entry)
         return progress
 
     def open(self, progress: Progress) -> None:
-        """Starts the file anew with the lines of ``progress``'s batches kept (a line cut
-        by a kill is dropped)."""
+        """Starts the file anew with the lines of ``progress`` kept (a line cut by a
+        kill is dropped)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept: list[bytes] = []
-        if progress.batches:
-            kept = self.path.read_bytes().split(b"\n")[1 : progress.batches + 1]
+        if progress.lines:
+            kept = self.path.read_bytes().split(b"\n")[1 : progress.lines + 1]
         tmp = self.path.with_name(self.path.name + ".tmp")
         with tmp.open("wb") as fh:
             fh.write(json.dumps({"format": FORMAT, "upload": self.ident}).encode() + b"\n")

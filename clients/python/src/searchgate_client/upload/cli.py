@@ -67,19 +67,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--replace",
         action="store_true",
-        help="replace the whole collection atomically (one request: the file must fit "
-        "the server's per-request limits)",
+        help="replace the whole collection atomically, whatever the file's size: the batches "
+        "are staged in a replacement that is swapped in after the last one (resumable too)",
     )
     p.add_argument("--wait", action="store_true", help="finish once the records are searchable")
     p.add_argument(
         "--batch-records",
         type=int,
-        help=f"records per request (default {DEFAULT_BATCH_RECORDS:,}; 100,000 with --replace)",
+        help=f"records per request (default {DEFAULT_BATCH_RECORDS:,})",
     )
     p.add_argument(
         "--batch-bytes",
         type=int,
-        help=f"bytes per request (default {DEFAULT_BATCH_BYTES:,}; 63 MiB with --replace)",
+        help=f"bytes per request (default {DEFAULT_BATCH_BYTES:,})",
     )
     p.add_argument(
         "--state",
@@ -162,6 +162,9 @@ def render(report: Report) -> str:
     r = report.retries
     if any(r.values()):
         lines.append(f"retried: 429 x{r['429']}, 5xx x{r['5xx']}, network x{r['network']}")
+    if report.replacement is not None:
+        done = "committed" if report.committed else "not committed yet"
+        lines.append(f"replacement {report.replacement}: {done}")
     if report.error is not None:
         lines.append(f"upload stopped: {report.error}")
         lines.append(f"re-run the same command to go on (checkpoint {report.state})")

@@ -4,6 +4,10 @@ The file is read by a thread one batch ahead of the one in flight, so reading an
 server's work overlap; at most a few batches are in memory at any time, whatever the
 file's size. Each batch is sent until the server acknowledges it (an acknowledged
 record is committed), then recorded in the checkpoint.
+
+With ``replace`` the batches go to a staged replacement of the collection (started
+first, its id kept in the checkpoint) and the replacement is committed after the last
+one: the server swaps the whole catalog in at once, whatever the file's size.
 """
 
 from __future__ import annotations
@@ -36,11 +40,9 @@ from searchgate_client.upload.formats import (
 )
 
 # The server's documented defaults (docs/api.md, Limits): 100,000 records and 64 MiB
-# per request. Batches stay well below them unless a replace needs one request.
+# per request. Batches stay well below them.
 DEFAULT_BATCH_RECORDS = 5000
 DEFAULT_BATCH_BYTES = 8 << 20
-SERVER_MAX_RECORDS = 100_000
-SERVER_MAX_BYTES = 64 << 20
 RETRYABLE = frozenset({500, 502, 503, 504})
 BACKOFF_CAP = 30.0
 
@@ -115,6 +117,8 @@ class Report:
     retries: dict[str, int] = field(default_factory=lambda: {"429": 0, "5xx": 0, "network": 0})
     key_reads: int = 0
     error: str | None = None
+    replacement: str | None = None
+    committed: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -136,6 +140,8 @@ class Report:
             "resumedBatches": self.resumed_batches,
             "retries": self.retries,
             "keyReads": self.key_reads,
+            "replacement": self.replacement,
+            "committed": self.committed,
             "error": self.error,
             "exitCode": self.exit_code,
         }
@@ -162,7 +168,8 @@ class Sender:
         self.key = options.key
         self.collection = options.collection
         self.fmt = fmt
-        self.mode = "replace" if options.replace else "upsert"
+        # Set once a replacement is started or resumed: batches are staged into it.
+        self.replacement: str | None = None
         self.retries = options.retries
         self.sleep = sleep
         self.rng = rng or random.Random()
@@ -181,13 +188,24 @@ class Sender:
     def close(self) -> None:
         self.http.close()
 
+    def _replacements(self, *parts: str) -> str:
+        path = f"/api/v1/collections/{quote(self.collection, safe='')}/replacements"
+        return "/".join([path, *(quote(p, safe="") for p in parts)])
+
     def _post(self, body: bytes, key: str, wait: bool) -> httpx.Response:
         auth = {"Authorization": f"Bearer {key}"}
         flag = "true" if wait else "false"
+        if self.replacement is not None:
+            ctype = "text/csv" if self.fmt == "csv" else "application/x-ndjson"
+            return self.http.post(
+                self._replacements(self.replacement, "records"),
+                content=body,
+                headers={**auth, "Content-Type": ctype},
+            )
         if self.fmt == "csv":
             # CSV goes through the stream upload, which types the cells as the server's
             # other CSV readers do.
-            config = f"collection: {self.collection}\nformat: csv\nmode: {self.mode}\n"
+            config = f"collection: {self.collection}\nformat: csv\nmode: upsert\n"
             return self.http.post(
                 "/data/v1/upload/stream",
                 params={"wait": flag},
@@ -199,7 +217,7 @@ class Sender:
             )
         return self.http.post(
             f"/api/v1/collections/{quote(self.collection, safe='')}/records",
-            params={"mode": self.mode, "wait": flag},
+            params={"mode": "upsert", "wait": flag},
             content=body,
             headers={**auth, "Content-Type": "application/x-ndjson"},
         )
@@ -209,12 +227,34 @@ class Sender:
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
     def send(self, body: bytes, wait: bool) -> dict[str, Any]:
+        """Sends one batch (to the replacement, once there is one)."""
+        return self.call(lambda key: self._post(body, key, wait))
+
+    def start_replacement(self) -> dict[str, Any]:
+        return self.call(lambda key: self.http.post(self._replacements(), headers=_auth(key)))
+
+    def replacement_state(self, rid: str) -> dict[str, Any]:
+        return self.call(lambda key: self.http.get(self._replacements(rid), headers=_auth(key)))
+
+    def commit_replacement(self, rid: str, wait: bool) -> dict[str, Any]:
+        params = {"wait": "true" if wait else "false"}
+        return self.call(
+            lambda key: self.http.post(
+                self._replacements(rid, "commit"), params=params, headers=_auth(key)
+            )
+        )
+
+    def abort_replacement(self, rid: str) -> dict[str, Any]:
+        return self.call(lambda key: self.http.delete(self._replacements(rid), headers=_auth(key)))
+
+    def call(self, request: Callable[[str], httpx.Response]) -> dict[str, Any]:
+        """One request, sent with the current key until answered (see the class)."""
         key, generation = self.key.current()
         attempt = 0
         reread = False
         while True:
             try:
-                response = self._post(body, key, wait)
+                response = request(key)
             except httpx.TransportError as exc:
                 attempt += 1
                 if attempt > self.retries:
@@ -246,6 +286,10 @@ class Sender:
             return _result(response)
 
 
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 def _seconds(value: str | None) -> float | None:
     try:
         return max(0.0, float(value)) if value is not None else None
@@ -266,12 +310,8 @@ class Upload:
         self.options = options
         self.fmt = detect_format(options.file, options.fmt)
         self.size = options.file.stat().st_size
-        if options.replace:
-            self.max_records = options.batch_records or SERVER_MAX_RECORDS
-            self.max_bytes = options.batch_bytes or SERVER_MAX_BYTES - (1 << 20)
-        else:
-            self.max_records = options.batch_records or DEFAULT_BATCH_RECORDS
-            self.max_bytes = options.batch_bytes or DEFAULT_BATCH_BYTES
+        self.max_records = options.batch_records or DEFAULT_BATCH_RECORDS
+        self.max_bytes = options.batch_bytes or DEFAULT_BATCH_BYTES
         if self.max_records < 1 or self.max_bytes < 1024:
             raise ValueError("batches hold at least 1 record and 1024 bytes")
         self.ident = identity(
@@ -279,7 +319,9 @@ class Upload:
             server=options.server.rstrip("/"),
             collection=options.collection,
             fmt=self.fmt,
-            mode="replace" if options.replace else "upsert",
+            # "staged-replace": a checkpoint of a --replace run that sent the whole
+            # file in one request holds no replacement and is not resumed.
+            mode="staged-replace" if options.replace else "upsert",
             batch=(self.max_records, self.max_bytes),
         )
         self.checkpoint = Checkpoint(
@@ -306,7 +348,10 @@ class Upload:
         sender = Sender(self.options, self.fmt, sleep=self.sleep)
         try:
             self.checkpoint.lock()
-            self.progress = Progress() if self.options.restart else self.checkpoint.load()
+            earlier = self.checkpoint.load()
+            if self.options.restart and self.options.replace:
+                self._abandon(sender, earlier)
+            self.progress = Progress() if self.options.restart else earlier
             self.report.resumed_batches = self.progress.batches
             self.start_offset = self.progress.position.offset
             self.started = time.monotonic()
@@ -329,6 +374,7 @@ class Upload:
         )
         r.retries = sender.counts
         r.key_reads = self.options.key.source_calls
+        r.replacement, r.committed = p.replacement, p.committed
 
     def _read(self) -> Iterator[Batch]:
         with self.options.file.open("rb") as stream:
@@ -371,43 +417,84 @@ class Upload:
         reader.start()
         try:
             current = ahead.get()
-            if self.options.replace:
-                self._check_replace(current, ahead)
+            replace = self.options.replace
+            if replace:
+                if self.progress.committed:
+                    return
+                self._begin_replacement(sender, current)
             while isinstance(current, Batch):
                 following = ahead.get()
                 last = following is None
-                self._send(sender, current, wait=self.options.wait and last)
+                self._send(sender, current, wait=self.options.wait and last and not replace)
                 current = following
             if isinstance(current, BaseException):
                 raise current
+            if replace:
+                self._commit(sender)
         finally:
             stop.set()
 
-    def _check_replace(
-        self, first: Batch | BaseException | None, ahead: queue.Queue[Batch | BaseException | None]
-    ) -> None:
-        """A replace is one request: the server swaps the catalog atomically within one
-        request, and has no way to do so across several."""
+    def _begin_replacement(self, sender: Sender, first: Batch | BaseException | None) -> None:
+        """Starts the collection's staged replacement, or goes on with the one the
+        checkpoint names; its batches are then staged into it."""
         if isinstance(first, BaseException):
             raise first
-        if first is None or not first.items:
-            if self.progress.batches:
-                return
-            raise UploadFailed(
-                "--replace: the file holds no records; replacing would empty the collection"
-            )
-        following = ahead.get()
-        if following is not None:
-            if isinstance(following, BaseException):
-                raise following
-            raise UploadFailed(
-                f"--replace: the file holds more than one request's worth "
-                f"({self.max_records} records or {self.max_bytes} bytes); the server replaces "
-                "a collection atomically only within one request (records?mode=replace), "
-                "so nothing was sent. Raise --batch-records/--batch-bytes up to the server's "
-                "limits, or upload without --replace and delete what is gone"
-            )
-        ahead.put(None)
+        rid = self.progress.replacement
+        if rid is None:
+            if first is None or not first.items:
+                raise UploadFailed(
+                    "--replace: the file holds no records; replacing would empty the collection"
+                )
+            try:
+                rid = str(sender.start_replacement()["id"])
+            except SearchgateError as exc:
+                if exc.status != 409:
+                    raise
+                error = exc.body.get("error")
+                open_id = error.get("replacementId") if isinstance(error, dict) else None
+                raise UploadFailed(
+                    f"--replace: the collection has an open replacement ({open_id}): another "
+                    "upload is replacing it, or one whose checkpoint is gone. Abort it "
+                    f"(DELETE /api/v1/collections/{self.options.collection}/replacements/"
+                    f"{open_id}) or let it expire"
+                ) from exc
+            entry = {"replacement": rid}
+            self.checkpoint.append(entry)
+            self.progress.note(entry)
+        else:
+            try:
+                sender.replacement_state(rid)
+            except SearchgateError as exc:
+                if exc.status != 404:
+                    raise
+                raise UploadFailed(
+                    f"--replace: the replacement {rid} of the earlier run is gone (it expired "
+                    "without batches or was aborted); run again with --restart to send the "
+                    "whole file into a new one"
+                ) from exc
+        sender.replacement = rid
+
+    def _commit(self, sender: Sender) -> None:
+        rid = self.progress.replacement
+        assert rid is not None
+        # A commit sent again (the earlier run was killed before it read the answer)
+        # is answered as the first one was.
+        sender.commit_replacement(rid, self.options.wait)
+        entry = {"committed": True}
+        self.checkpoint.append(entry)
+        self.progress.note(entry)
+
+    def _abandon(self, sender: Sender, earlier: Progress) -> None:
+        """--restart of a replace: the earlier run's open replacement is aborted, so
+        that a new one can start."""
+        if earlier.replacement is None or earlier.committed:
+            return
+        try:
+            sender.abort_replacement(earlier.replacement)
+        except SearchgateError as exc:
+            # Gone already (expired), or committed by a run killed before it said so.
+            if exc.status not in (404, 409):
+                raise
 
     def body(self, batch: Batch) -> bytes:
         if self.fmt == "csv":
@@ -434,7 +521,7 @@ class Upload:
                 )
                 invalid_count += len(batch.items)
             else:
-                upserted = int(answer.get("upserted", 0))
+                upserted = int(answer["staged"] if self.options.replace else answer["upserted"])
                 invalid_count += int(answer.get("invalidRecordCount", 0))
                 invalid.extend(self._locate(batch, answer.get("invalidRecordDetails") or []))
         entry: dict[str, Any] = {
@@ -448,7 +535,7 @@ class Upload:
             "invalid": invalid[: max(0, 1000 - len(self.progress.invalid))],
         }
         self.checkpoint.append(entry)
-        self.progress.add(entry)
+        self.progress.note(entry)
         self.session_records += entry["records"]
         if self.on_batch is not None:
             self.on_batch(self)
