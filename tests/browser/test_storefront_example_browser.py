@@ -40,6 +40,7 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from searchgate.secretstores import open_store
 from tests.e2e.rotation_support import Operator, TunedServer, running, seed
+from tests.e2e.server import stop_process
 from tests.pg import free_port
 from tests.stores import BaoServer, unique_path
 
@@ -106,14 +107,7 @@ class Storefront:
         return body
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @dataclass

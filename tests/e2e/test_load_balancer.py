@@ -32,6 +32,7 @@ import pytest
 
 from tests import pg
 from tests.e2e.cluster import COLLECTION, Cluster, Node, start_cluster, wait_until, word
+from tests.e2e.server import stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -136,14 +137,7 @@ class Nginx:
         return [line.split(" ", 3)[3] for line in lines]
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @dataclass
