@@ -49,31 +49,11 @@ class Node(ServerProcess):
     def __init__(
         self, name: str, data_dir: Path, database_url: str, extra: dict[str, str] | None = None
     ) -> None:
-        super().__init__(data_dir, database_url)
+        # The server gets the cluster's secrets and ``extra`` settings (its commands,
+        # run by ``cli``, the secrets alone).
+        super().__init__(data_dir, database_url, env={**SECRETS, **(extra or {})})
         self.name = name
-        # More SEARCHGATE_* settings for the server (not for its commands).
-        self.extra = extra or {}
         self.log_path = data_dir.parent / f"node-{name}.log"
-
-    def start(self) -> None:
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        assert self.database_url is not None
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "searchgate.cli.main",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                env={**node_env(self.data_dir, self.database_url), **self.extra},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
         """``searchgate ARGS`` run on this node's host (its data directory)."""
