@@ -5,7 +5,11 @@ demo catalog built here with the real engine in a temporary data directory.
 
 Prints NDCG@10 of search and precision@4 of the SAYT previews (the mean and the ten
 worst queries of each) and writes JSON to bench/results/. A ranking change shows as a
-change of these numbers between two runs. Run ``python -m bench.relevance --help``.
+change of these numbers between two runs. Each build also publishes a merchandising
+file (bench/judgments/demo-merchandising.json: synonyms and rules a merchandiser would
+add from the worst queries) to a second area and measures the same queries there, so
+the figures before and after merchandising come from the same index. Run
+``python -m bench.relevance --help``.
 """
 
 from __future__ import annotations
@@ -22,16 +26,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bench.common import console, machine, now_iso, scrub_environment, table, write_result
 from bench.judge import JUDGMENTS
 from searchgate.catalog.service import parse_settings
 from searchgate.config import Settings
 from searchgate.demo import demo_settings, generate
+from searchgate.merchandising.inputs import parse_document
+from searchgate.permissions import Actor
 from searchgate.runtime import Runtime, build_runtime
 from searchgate.search.request import parse_search_request
 from searchgate.search.sayt import SaytRequest
 
 COLLECTION = "default"
+PLAIN, MERCHANDISED = "Production", "Merchandised"
+MERCHANDISING = Path(__file__).parent / "judgments" / "demo-merchandising.json"
 SEARCH_DEPTH = 10
 SAYT_PRODUCTS = 4
 # A preview counts as relevant from this grade: the kind the shopper typed.
@@ -139,12 +149,21 @@ def build_catalog(data_dir: Path, count: int, seed: int) -> Runtime:
     return rt
 
 
-def measure(rt: Runtime, judged: Judged) -> list[QueryResult]:
+def publish(rt: Runtime, path: Path) -> None:
+    """``path``'s merchandising, published to area ``MERCHANDISED``."""
+    actor = Actor.system("bench.relevance")
+    document = parse_document(orjson.loads(path.read_bytes()))
+    rt.services.areas.create(actor, MERCHANDISED)
+    rt.services.merchandising.save_draft(actor, MERCHANDISED, document)
+    rt.services.merchandising.publish(actor, MERCHANDISED, note="bench.relevance")
+
+
+def measure(rt: Runtime, judged: Judged, area: str = PLAIN) -> list[QueryResult]:
     out: list[QueryResult] = []
     for query, grades in judged.items():
         answer = rt.search.search(
             parse_search_request(
-                {"collection": COLLECTION, "query": query, "pageSize": SEARCH_DEPTH}
+                {"collection": COLLECTION, "area": area, "query": query, "pageSize": SEARCH_DEPTH}
             )
         )
         top = [str(r["_id"]) for r in answer["records"]]
@@ -152,6 +171,7 @@ def measure(rt: Runtime, judged: Judged) -> list[QueryResult]:
             SaytRequest(
                 query=query,
                 collection=COLLECTION,
+                area=area,
                 search_items=0,
                 navigation_items=0,
                 product_items=SAYT_PRODUCTS,
@@ -223,7 +243,29 @@ def summary(runs: list[list[QueryResult]]) -> dict[str, Any]:
 
 
 def show(result: dict[str, Any]) -> None:
-    s = result["summary"]
+    before, after = result["summary"], result.get("merchandised")
+    if after is not None:
+        console.print(
+            table(
+                f"Before and after merchandising ({result['merchandising']['path']})",
+                ["measure", "before", "after", "change", "queries at 0 before", "after"],
+                [
+                    (
+                        label,
+                        f"{before[key]:.4f}",
+                        f"{after[key]:.4f}",
+                        f"{after[key] - before[key]:+.4f}",
+                        before[zero],
+                        after[zero],
+                    )
+                    for label, key, zero in (
+                        ("search NDCG@10", "search_ndcg_at_10", "search_zero_ndcg"),
+                        ("SAYT precision@4", "sayt_precision_at_4", "sayt_zero_precision"),
+                    )
+                ],
+            )
+        )
+    s = before
     console.print(
         table(
             f"Relevance on {result['catalog']['count']:,} demo products "
@@ -278,6 +320,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="catalog builds measured (default 3): records of equal score may come in another "
         "order in another build, so a change is read against the builds' spread",
     )
+    p.add_argument(
+        "--merchandising",
+        type=Path,
+        default=MERCHANDISING,
+        help="a merchandising file (searchgate merch export) measured as 'after'",
+    )
     p.add_argument("--data-root", type=Path, help="where the data directory goes (default: tmp)")
     p.add_argument("--out", type=Path, help="JSON result path (default bench/results/)")
     return p.parse_args(argv)
@@ -307,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     root = Path(tempfile.mkdtemp(prefix="searchgate-relevance-", dir=args.data_root))
     runs: list[list[QueryResult]] = []
+    merchandised: list[list[QueryResult]] = []
     built: list[float] = []
     try:
         for n in range(args.runs):
@@ -317,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 console.print(f"build {n + 1}: {len(judgments.queries)} judged queries ...")
                 runs.append(measure(rt, judgments.queries))
+                publish(rt, args.merchandising)
+                merchandised.append(measure(rt, judgments.queries, MERCHANDISED))
             finally:
                 rt.stop()
     finally:
@@ -331,7 +382,10 @@ def main(argv: list[str] | None = None) -> int:
             "sayt": f"precision@{SAYT_PRODUCTS} of productItems, relevant from grade {RELEVANT}",
         },
         "summary": summary(runs),
+        "merchandising": {"path": str(args.merchandising)},
+        "merchandised": summary(merchandised),
         "per_query": [asdict(r) for r in combine(runs)],
+        "per_query_merchandised": [asdict(r) for r in combine(merchandised)],
     }
     show(result)
     path = write_result("relevance", result, args.out)

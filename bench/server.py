@@ -83,7 +83,8 @@ class Server:
 
     ``server="granian"`` serves the same application with Granian instead (a Rust HTTP
     server for ASGI applications), started the way its documentation says, so that the
-    two can be compared in one run."""
+    two can be compared in one run. ``settings``: ``SEARCHGATE_*`` variables the server
+    gets (the shell's own are never passed on)."""
 
     def __init__(
         self,
@@ -91,12 +92,14 @@ class Server:
         workers: int = 1,
         log_dir: Path | None = None,
         server: str = "uvicorn",
+        settings: dict[str, str] | None = None,
     ) -> None:
         if server not in SERVERS:
             raise ValueError(f"server is one of {', '.join(SERVERS)}")
         self.data_dir = data_dir
         self.workers = workers
         self.server = server
+        self.settings = dict(settings or {})
         self.port = free_port()
         self.log_path = (log_dir or data_dir) / f"server-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -108,6 +111,7 @@ class Server:
     def start(self, timeout: float = 300.0) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEARCHGATE_")}
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.settings)
         cmd = [
             *_command(),
             "serve",

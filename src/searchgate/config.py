@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # Days of search analytics kept (searches per day, top and zero-result queries):
     # each server process deletes older days in the background (docs/operations.md).
     analytics_retention_days: int = Field(default=90, ge=1, le=3650)
+    # Off: searches are not counted for analytics (the Analytics page shows what was
+    # counted before). SAYT still learns popular queries from searches that found
+    # something: suggestions are part of search, not a report (docs/operations.md).
+    analytics_enabled: bool = True
     # The secret store the console's rotation wizard writes the client key to: a kind
     # (vault, aws or file) and its path, as for `searchgate rotate --store --path`. The
     # store's credentials come from its usual variables (VAULT_ADDR, VAULT_TOKEN, the

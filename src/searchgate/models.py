@@ -22,6 +22,7 @@ from searchgate.catalog.models import (
 from searchgate.db import Base
 from searchgate.keys.models import ClientKeyRow
 from searchgate.keys.usage_models import KeySystemRow, KeyUsageHourRow
+from searchgate.merchandising.models import MerchDraftRow, MerchVersionRow
 from searchgate.rotation.models import RotationRow
 from searchgate.server_secrets import ServerSecretRow
 
@@ -37,6 +38,8 @@ __all__ = [
     "IndexNodeRow",
     "KeySystemRow",
     "KeyUsageHourRow",
+    "MerchDraftRow",
+    "MerchVersionRow",
     "PersonalTokenRow",
     "QueryStatRow",
     "RecordRow",

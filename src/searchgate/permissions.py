@@ -23,6 +23,8 @@ class Permission(StrEnum):
     AREAS_READ = "console:areas:read"
     AREAS_MANAGE = "console:areas:manage"
     ANALYTICS_VIEW = "console:analytics:view"
+    MERCH_EDIT = "console:merchandising:edit"
+    MERCH_PUBLISH = "console:merchandising:publish"
     USERS_READ = "admin:users:read"
     USERS_MANAGE = "admin:users:manage"
     ROLES_MANAGE = "admin:roles:manage"
@@ -40,7 +42,11 @@ PERMISSION_HELP: dict[Permission, str] = {
     Permission.AREAS_READ: "see areas and their metadata",
     Permission.AREAS_MANAGE: "create, rename and delete areas and edit their metadata",
     Permission.ANALYTICS_VIEW: "see search analytics: searches per day, top and zero-result "
-    "queries",
+    "queries, rules that fired and redirects",
+    Permission.MERCH_EDIT: "edit an area's merchandising draft: synonyms, rules, redirects, "
+    "biasing profiles, stop words, related queries",
+    Permission.MERCH_PUBLISH: "publish an area's merchandising draft to shoppers and roll "
+    "back to an earlier version",
     Permission.USERS_READ: "see users, their roles and the roles defined",
     Permission.USERS_MANAGE: "create, change, disable and delete users; end their sessions",
     Permission.ROLES_MANAGE: "create, change and delete custom roles",
@@ -83,6 +89,7 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             Permission.AREAS_READ,
             Permission.AREAS_MANAGE,
             Permission.ANALYTICS_VIEW,
+            Permission.MERCH_EDIT,
         }
     ),
     VIEWER_ROLE: frozenset(
@@ -97,8 +104,8 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
 
 BUILTIN_ROLE_HELP: dict[str, str] = {
     ADMIN_ROLE: "everything, including users, roles, client keys and security settings",
-    MERCHANDISER_ROLE: "collections and areas, search preview and analytics; no deletion, "
-    "no admin section",
+    MERCHANDISER_ROLE: "collections and areas, search preview and analytics, merchandising "
+    "drafts (publishing is a separate grant); no deletion, no admin section",
     VIEWER_ROLE: "read-only: collections, areas, search preview and analytics",
 }
 

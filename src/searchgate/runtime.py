@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from searchgate.accounts import (
     AuthService,
@@ -41,6 +42,8 @@ from searchgate.keys.ratelimit import CachedCount, ClientRates, RateLimiter
 from searchgate.keys.revocations import RevocationWatch
 from searchgate.keys.service import KeyService
 from searchgate.keys.usage import UsageQueries, UsageTracker
+from searchgate.merchandising.live import MerchandisingLookup
+from searchgate.merchandising.service import MerchandisingService
 from searchgate.migrations import upgrade
 from searchgate.notify import CHANGES, KEYS, WAITING, Listener, ask_commit
 from searchgate.rotation.jobs import RotationJobs
@@ -81,6 +84,7 @@ class Services:
     query_log: QueryLog
     analytics: SearchAnalytics
     replacements: ReplacementService
+    merchandising: MerchandisingService
 
 
 def open_database(settings: Settings, migrate: bool = True) -> Database:
@@ -162,11 +166,18 @@ def build_services(
         key_cache_seconds=settings.key_cache_seconds,
         max_key_age_days=settings.key_max_age_days,
     )
+    areas = AreaService(
+        db,
+        audit,
+        authorizer,
+        on_rename=rename_area,
+        on_delete=MerchandisingService.forget_area,
+    )
     return Services(
         settings=settings,
         db=db,
         catalog=catalog,
-        areas=AreaService(db, audit, authorizer, on_rename=RoleService.rename_area),
+        areas=areas,
         keys=keys,
         audit=audit,
         authorizer=authorizer,
@@ -183,12 +194,28 @@ def build_services(
         invitations=InvitationService(db, audit, authorizer, passwords, pepper, mfa_policy, clock),
         usage=usage,
         rotations=rotations,
-        query_log=QueryLog(db, clock=clock, retention_days=settings.analytics_retention_days),
-        analytics=SearchAnalytics(db, clock, settings.analytics_retention_days),
+        query_log=QueryLog(
+            db,
+            clock=clock,
+            retention_days=settings.analytics_retention_days,
+            analytics=settings.analytics_enabled,
+        ),
+        analytics=SearchAnalytics(
+            db, clock, settings.analytics_retention_days, settings.analytics_enabled
+        ),
         replacements=ReplacementService(
             catalog, audit, clock, timedelta(seconds=settings.replacement_ttl_seconds)
         ),
+        merchandising=MerchandisingService(
+            db, audit, authorizer, areas, clock, monotonic=monotonic
+        ),
     )
+
+
+def rename_area(s: Session, old: str, new: str) -> None:
+    """What names an area follows its rename, in the rename's transaction."""
+    RoleService.rename_area(s, old, new)
+    MerchandisingService.rename_area(s, old, new)
 
 
 @dataclass
@@ -340,6 +367,8 @@ def build_runtime(
         )
     )
     query_log = services.query_log
+    # One compiled copy of each area's published merchandising, shared by search and SAYT.
+    merchandising = MerchandisingLookup(services.merchandising)
     search = SearchService(
         engine,
         services.catalog,
@@ -347,9 +376,18 @@ def build_runtime(
         settings.limits,
         engine.settings_of,
         query_log.count_search,
+        merchandising,
+        clock,
     )
     sayt = SaytService(
-        engine, services.catalog, services.areas, query_log, settings.limits, monotonic
+        engine,
+        services.catalog,
+        services.areas,
+        query_log,
+        settings.limits,
+        monotonic,
+        merchandising,
+        clock,
     )
     return Runtime(
         services=services,
@@ -359,7 +397,14 @@ def build_runtime(
         sayt=sayt,
         query_log=query_log,
         preview=SearchService(
-            engine, services.catalog, services.areas, settings.limits, engine.settings_of, None
+            engine,
+            services.catalog,
+            services.areas,
+            settings.limits,
+            engine.settings_of,
+            None,
+            merchandising,
+            clock,
         ),
         slot_lock=lock,
         usage=UsageTracker(services.db, services.keys, settings.key_usage_flush_seconds),

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
+from searchgate.catalog.models import SearchRuleDayRow
 from searchgate.runtime import Services
 from searchgate.search.analytics import SearchAnalytics
 from searchgate.search.querylog import QueryLog
@@ -104,3 +106,69 @@ def test_a_flush_writes_the_days_search_figures_in_one_statement_per_table(
     assert [(q.query, q.searches, q.zero_results) for q in staging.top_zero] == [
         ("red shoes 1", 1, 1)
     ]
+
+
+def test_rule_and_redirect_hits_are_counted_per_day_in_one_statement(services: Services) -> None:
+    log = QueryLog(services.db)
+    # A rule named twice in one search fired on that search once; a redirect's rule
+    # fired even when the caller lists it only as the redirect.
+    for _ in range(3):
+        log.count_search("Production", "default", "tv", None, 5, ("TV boost",))
+    log.count_search("Production", "default", "tv", None, 5, ("TV boost", "TV boost"))
+    log.count_search("Production", "default", "telly", None, 0, ("TV boost",), "TV redirect")
+    log.count_search("Production", "default", "tv", None, 0, (), "TV redirect")
+    log.count_search("Production", "spare", "tv", None, 2, ("TV boost", "Spare pin"))
+    log.count_search("Staging", "default", "tv", None, 2, ("TV boost",))
+    log.count_search("Production", "default", "socks", None, 3)
+    with statements(services) as seen:
+        log.flush()
+    assert len([sql for sql, _many in seen if "into search_rule_days" in sql.lower()]) == 1
+    analytics = SearchAnalytics(services.db)
+    everything = analytics.report(7)
+    assert [(r.area, r.rule, r.searches, r.redirects) for r in everything.rules] == [
+        ("Production", "TV boost", 6, 0),
+        ("Production", "TV redirect", 2, 2),
+        ("Production", "Spare pin", 1, 0),
+        ("Staging", "TV boost", 1, 0),
+    ]
+    assert [(r.area, r.rule, r.redirects) for r in everything.redirects] == [
+        ("Production", "TV redirect", 2)
+    ]
+    spare = analytics.report(7, area="Production", collection="spare")
+    assert [(r.rule, r.searches) for r in spare.rules] == [("Spare pin", 1), ("TV boost", 1)]
+    assert spare.redirects == ()
+    # A second flush adds up.
+    log.count_search("Production", "default", "tv", None, 0, ("TV redirect",), "TV redirect")
+    log.flush()
+    again = analytics.report(7, area="Production", collection="default")
+    assert [(r.rule, r.searches, r.redirects) for r in again.redirects] == [("TV redirect", 3, 3)]
+
+
+def test_rule_days_older_than_the_retention_are_deleted(services: Services) -> None:
+    now = [datetime(2026, 3, 1, 12, tzinfo=UTC)]
+    log = QueryLog(services.db, clock=lambda: now[0], retention_days=2)
+    log.count_search("Production", "default", "tv", None, 0, ("TV boost",), "TV redirect")
+    log.flush()
+    analytics = SearchAnalytics(services.db, clock=lambda: now[0], retention_days=2)
+    assert len(analytics.report(7).rules) == 2
+    now[0] += timedelta(days=1)
+    assert log.prune() == 0
+    assert len(analytics.report(7).rules) == 2
+    now[0] += timedelta(days=1)
+    assert log.prune() == 1
+    with services.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(SearchRuleDayRow)) == 0
+
+
+def test_with_analytics_off_searches_are_not_counted_but_suggestions_still_learn(
+    services: Services,
+) -> None:
+    log = QueryLog(services.db, analytics=False)
+    log.count_search("Production", "default", "Red Shoes", None, 4, ("Shoe boost",), "Shoe page")
+    log.count_search("Production", "default", "qqxxzzv", None, 0)
+    with statements(services) as seen:
+        log.flush()
+    assert not [sql for sql, _many in seen if "search_" in sql.lower()]
+    report = SearchAnalytics(services.db).report(7)
+    assert (report.searches, report.top, report.rules, report.redirects) == (0, (), (), ())
+    assert log.completions("default", "red", 5) == [("red shoes", 1)]

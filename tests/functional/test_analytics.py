@@ -1,5 +1,7 @@
 """Search analytics through the app: searches run through the search API are counted,
-flushed, and shown on the Analytics page and in its CSV exactly as they were run; old
+flushed, and shown on the Analytics page and in its CSV exactly as they were run, with
+the rules that fired and the redirects; zero-result queries link to a new synonym or
+rule for whoever may edit merchandising; with analytics off nothing is counted; old
 days are deleted after the retention; the page's parameters never answer 5xx."""
 
 from __future__ import annotations
@@ -7,18 +9,23 @@ from __future__ import annotations
 import csv
 import html
 import io
+import random
 import re
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from searchgate.config import Settings
 from searchgate.demo import demo_settings, generate
+from searchgate.keys.scopes import ALL_SCOPES
 from searchgate.permissions import Actor
 from searchgate.runtime import Runtime
+from searchgate.webapp import create_app
 from tests.conftest import ManualClock, load, make_user
 from tests.functional.console_support import sign_in, use_https
 
@@ -245,3 +252,167 @@ def test_no_parameter_answers_5xx(client: TestClient, rt: Runtime, auth: dict[st
             assert r.status_code in (200, 400, 403), (path, params, r.status_code)
 
     check()
+
+
+RULES = ["TV boost", "Sale: 50% & more", "<b>Pinned</b>", "Socks"]
+REDIRECTS = ["TV page", "Help page"]
+
+
+def _known_rule_stream(rt: Runtime, seed: int = 13) -> list[tuple[str, str, str, int, int]]:
+    """Feeds the query log a known stream of searches, with the rules that fired and
+    the redirect returned, as the search service reports them; returns the expected
+    (area, collection, rule, searches it fired on, searches it redirected)."""
+    rng = random.Random(seed)
+    fired: Counter[tuple[str, str, str]] = Counter()
+    redirected: Counter[tuple[str, str, str]] = Counter()
+    for i in range(400):
+        area = rng.choice(["Production", "Production", "Staging"])
+        coll = rng.choice(["default", "spare"])
+        rules = tuple(rng.choice(RULES) for _ in range(rng.randrange(4)))
+        redirect = rng.choice(REDIRECTS) if rng.random() < 0.2 else None
+        rt.query_log.count_search(area, coll, f"query {i % 7}", None, i % 3, rules, redirect)
+        for rule in set(rules) | ({redirect} if redirect else set()):
+            fired[(area, coll, rule)] += 1
+        if redirect:
+            redirected[(area, coll, redirect)] += 1
+    rt.query_log.flush()
+    return [(a, c, r, n, redirected[(a, c, r)]) for (a, c, r), n in fired.items()]
+
+
+def _cells(page: str, testid: str, row: str) -> list[list[str]]:
+    table = re.search(rf'data-testid="{testid}".*?</table>', page, re.S)
+    assert table, page
+    rows = re.findall(rf'<tr data-testid="{row}">(.*?)</tr>', table.group(0), re.S)
+    return [
+        [html.unescape(re.sub(r"<[^>]*>", "", c)).replace(",", "") for c in cells]
+        for cells in (re.findall(r"<td[^>]*>(.*?)</td>", r, re.S) for r in rows)
+    ]
+
+
+def test_rules_that_fired_and_redirects_equal_a_known_stream(
+    client: TestClient, rt: Runtime, auth: dict[str, str]
+) -> None:
+    load(client, auth, "default", list(generate(5)), demo_settings())
+    load(client, auth, "spare", list(generate(5, seed=7)), demo_settings())
+    rt.services.areas.create(Actor.system(), "Staging")
+    stream = _known_rule_stream(rt)
+    _viewer(client, rt)
+    for params in (
+        {},
+        {"days": "7", "area": "Production"},
+        {"days": "90", "area": "Staging", "collection": "spare"},
+        {"collection": "default"},
+    ):
+        fired: Counter[tuple[str, str]] = Counter()
+        redirected: Counter[tuple[str, str]] = Counter()
+        for a, c, rule, n, r in stream:
+            if params.get("area", a) == a and params.get("collection", c) == c:
+                fired[(a, rule)] += n
+                redirected[(a, rule)] += r
+        assert fired and sum(redirected.values()), params
+        page = client.get("/analytics", params=params).text
+        assert 'data-testid="analytics-off"' not in page
+        # With one area chosen its name is not repeated on every row.
+        chosen = params.get("area")
+        shown = {
+            (chosen or r[0], r[-3]): (int(r[-2]), int(r[-1]))
+            for r in _cells(page, "rules-fired", "rule-fired")
+        }
+        assert shown == {k: (n, redirected[k]) for k, n in fired.items()}, params
+        shown_redirects = {
+            (chosen or r[0], r[-2]): int(r[-1]) for r in _cells(page, "redirects", "redirect")
+        }
+        assert shown_redirects == {k: n for k, n in redirected.items() if n}, params
+        # The most fired first.
+        first = _cells(page, "rules-fired", "rule-fired")[0]
+        assert int(first[-2]) == max(fired.values())
+
+        export = client.get("/analytics/export.csv", params=params).text
+        rows = _section(export, "rule that fired")
+        assert {(r[1], r[0]): (int(r[2]), int(r[3])) for r in rows} == {
+            k: (n, redirected[k]) for k, n in fired.items()
+        }
+        rows = _section(export, "redirect rule")
+        assert {(r[1], r[0]): int(r[2]) for r in rows} == {k: n for k, n in redirected.items() if n}
+
+
+def test_zero_result_queries_start_a_synonym_or_a_rule_for_whoever_may_edit(
+    client: TestClient, rt: Runtime, auth: dict[str, str]
+) -> None:
+    load(client, auth, "default", list(generate(5)), demo_settings())
+    rt.services.areas.create(Actor.system(), "Staging")
+    log = rt.query_log
+    log.count_search("Production", "default", "日本 テレビ", None, 0)
+    log.count_search("Production", "default", "Tv Stand", None, 0)
+    log.count_search("Staging", "default", "tv stand", None, 0)
+    log.count_search("Production", "default", "laptop", None, 3)
+    log.flush()
+    use_https(client)
+    make_user(rt.services, "mia@example.com", "merchandiser")
+    make_user(rt.services, "vic@example.com", "viewer")
+    sign_in(client, "mia@example.com")
+
+    def links(page: str) -> set[tuple[str, str]]:
+        table = re.search(r'data-testid="zero-queries".*?</table>', page, re.S)
+        assert table, page
+        found = re.findall(
+            r'<a href="([^"]+)"(?: aria-label="([^"]+)")?>([^<]+)</a>', table.group(0)
+        )
+        return {(html.unescape(href), html.unescape(label or text)) for href, label, text in found}
+
+    synonym = "/areas/{}/merchandising/synonyms/new?term={}"
+    rule = "/areas/{}/merchandising/rules/new?query={}"
+    tv, japan = "tv%20stand", "%E6%97%A5%E6%9C%AC%20%E3%83%86%E3%83%AC%E3%83%93"
+    page = client.get("/analytics", params={"area": "Production"}).text
+    assert links(page) == {
+        (synonym.format("Production", tv), "Add a synonym"),
+        (rule.format("Production", tv), "Add a rule"),
+        (synonym.format("Production", japan), "Add a synonym"),
+        (rule.format("Production", japan), "Add a rule"),
+    }
+    # Of all areas, a query links to each area where it found nothing.
+    page = client.get("/analytics").text
+    assert links(page) == {
+        (synonym.format("Production", tv), "Add a synonym in Production"),
+        (rule.format("Production", tv), "Add a rule in Production"),
+        (synonym.format("Staging", tv), "Add a synonym in Staging"),
+        (rule.format("Staging", tv), "Add a rule in Staging"),
+        (synonym.format("Production", japan), "Add a synonym in Production"),
+        (rule.format("Production", japan), "Add a rule in Production"),
+    }
+
+    # Each link opens its form in the area's draft, started from the query.
+    for href, _label in links(page):
+        form = client.get(href)
+        assert form.status_code == 200, (href, form.text)
+        assert "tv stand" in form.text or "日本 テレビ" in form.text, href
+
+    sign_in(client, "vic@example.com")
+    page = client.get("/analytics").text
+    assert 'data-testid="zero-query"' in page
+    assert links(page) == set() and "/merchandising/" not in page
+
+
+def test_with_analytics_off_searches_are_not_counted(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEARCHGATE_ANALYTICS_ENABLED", "false")
+    off = Settings(**settings.model_dump(exclude={"analytics_enabled"}))
+    assert off.analytics_enabled is False
+    with TestClient(create_app(off), raise_server_exceptions=False) as client:
+        rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        secret = rt.services.keys.create(Actor.system(), "all", ALL_SCOPES).secret
+        auth = {"Authorization": f"Bearer {secret}"}
+        load(client, auth, "default", list(generate(120)), demo_settings())
+        assert _search(client, auth, "Production", "default", "laptop") > 0
+        assert _search(client, auth, "Production", "default", "qqxxzzv") == 0
+        rt.query_log.flush()
+        # Suggestions are part of search, not of analytics: they still learn.
+        assert rt.query_log.completions("default", "lap", 5) == [("laptop", 1)]
+        _viewer(client, rt)
+        page = client.get("/analytics").text
+        assert 'data-testid="total-searches">0<' in page
+        assert 'data-testid="analytics-off"' in page
+        assert rt.services.analytics.report(90).searches == 0
+    operations = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+    assert "`SEARCHGATE_ANALYTICS_ENABLED`" in operations.read_text()

@@ -25,6 +25,8 @@ def test_services_get_their_dependencies_from_the_composition_root(runtime: Runt
     assert services.rotations.usage is services.usage
     assert LocalBackend(services, runtime.search, SYSTEM).rotations is services.rotations
     assert runtime.query_log is services.query_log
+    assert services.merchandising.areas is services.areas
+    assert services.merchandising.audit is services.audit
 
 
 def test_the_runtime_holds_the_rotation_run_and_stops_it(

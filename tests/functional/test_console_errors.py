@@ -59,7 +59,13 @@ def test_a_failing_console_page_is_an_html_500(client: TestClient, rt: Runtime) 
     make_user(rt.services, "vic@example.com", "viewer")
     sign_in(client, "vic@example.com")
     with rt.services.db.engine.begin() as conn:
-        conn.execute(text("DROP TABLE areas"))
+        conn.execute(
+            text(
+                "DROP TABLE areas CASCADE"
+                if conn.dialect.name == "postgresql"
+                else "DROP TABLE areas"
+            )
+        )
     r = client.get("/areas")
     assert r.status_code == 500
     page = _html(r)

@@ -20,6 +20,7 @@ BODILESS_WRITES = {
     ("POST", "/api/v1/admin/keys/{key}/enable"),
     ("POST", "/api/v1/collections/{name}/replacements"),
     ("POST", "/api/v1/collections/{name}/replacements/{replacement_id}/commit"),
+    ("POST", "/api/v1/admin/areas/{area}/merchandising/discard"),
 }
 COMBINERS = ("anyOf", "oneOf", "allOf")
 
@@ -154,6 +155,8 @@ READ_PARAMETERS = {
     ("GET", "/api/v1/admin/invitations"): {"all"},
     ("POST", "/data/v1/upload/stream"): {"wait"},
     ("POST", "/api/v1/collections/{name}/records"): {"mode", "wait", "failOnFirstError"},
+    ("GET", "/api/v1/admin/areas/{area}/merchandising/versions"): {"limit"},
+    ("GET", "/api/v1/admin/areas/{area}/merchandising/export"): {"version"},
 }
 
 

@@ -60,6 +60,7 @@ class Need:
 
 ADMIN = "/api/v1/admin"
 COLL = "/api/v1/collections/{name}"
+MERCH = f"{ADMIN}/areas/{{area}}/merchandising"
 
 POLICY: list[tuple[str, str, Need]] = [
     # --- public operations routes -------------------------------------------------------
@@ -133,6 +134,19 @@ POLICY: list[tuple[str, str, Need]] = [
     ("POST", f"{ADMIN}/rotations/{{rotation_id}}/steps", Need.token("admin:keys:manage")),
     ("POST", f"{ADMIN}/rotations/{{rotation_id}}/abort", Need.token("admin:keys:manage")),
     ("POST", f"{ADMIN}/rotations/{{rotation_id}}/finish", Need.token("admin:keys:manage")),
+    # --- admin API: merchandising --------------------------------------------------------
+    ("GET", f"{MERCH}/draft", Need.token("console:areas:read")),
+    ("PUT", f"{MERCH}/draft", Need.token("console:merchandising:edit")),
+    ("PUT", f"{MERCH}/draft/{{kind}}/{{name}}", Need.token("console:merchandising:edit")),
+    ("DELETE", f"{MERCH}/draft/{{kind}}/{{name}}", Need.token("console:merchandising:edit")),
+    ("POST", f"{MERCH}/discard", Need.token("console:merchandising:edit")),
+    ("POST", f"{MERCH}/publish", Need.token("console:merchandising:publish")),
+    ("GET", f"{MERCH}/versions", Need.token("console:areas:read")),
+    ("GET", f"{MERCH}/versions/{{number}}", Need.token("console:areas:read")),
+    ("POST", f"{MERCH}/versions/{{number}}/rollback", Need.token("console:merchandising:publish")),
+    ("GET", f"{MERCH}/export", Need.token("console:areas:read")),
+    ("POST", f"{MERCH}/import", Need.token("console:merchandising:edit")),
+    ("POST", f"{MERCH}/preview", Need.token("console:search:preview")),
     # --- console: sessions ---------------------------------------------------------------
     ("GET", "/sign-in", Need.public()),
     ("POST", "/sign-in", Need.public()),
@@ -169,6 +183,37 @@ POLICY: list[tuple[str, str, Need]] = [
     ("POST", "/areas/{name}/delete", Need.session("console:areas:manage")),
     ("GET", "/analytics", Need.session("console:analytics:view")),
     ("GET", "/analytics/export.csv", Need.session("console:analytics:view")),
+    # --- console: merchandising ----------------------------------------------------------
+    ("GET", "/merchandising", Need.session("console:areas:read")),
+    ("GET", "/areas/{name}/merchandising", Need.session("console:areas:read")),
+    ("POST", "/areas/{name}/merchandising/publish", Need.session("console:merchandising:publish")),
+    ("POST", "/areas/{name}/merchandising/discard", Need.session("console:merchandising:edit")),
+    (
+        "POST",
+        "/areas/{name}/merchandising/default-profile",
+        Need.session("console:merchandising:edit"),
+    ),
+    ("GET", "/areas/{name}/merchandising/versions", Need.session("console:areas:read")),
+    ("GET", "/areas/{name}/merchandising/versions/{number}", Need.session("console:areas:read")),
+    (
+        "POST",
+        "/areas/{name}/merchandising/versions/{number}/rollback",
+        Need.session("console:merchandising:publish"),
+    ),
+    ("GET", "/areas/{name}/merchandising/{kind}/new", Need.session("console:merchandising:edit")),
+    ("GET", "/areas/{name}/merchandising/{kind}/edit", Need.session("console:merchandising:edit")),
+    (
+        "POST",
+        "/areas/{name}/merchandising/{kind}/save",
+        Need.session("console:merchandising:edit"),
+    ),
+    (
+        "POST",
+        "/areas/{name}/merchandising/{kind}/delete",
+        Need.session("console:merchandising:edit"),
+    ),
+    # Also console:search:preview, which every role holding console:areas:read here has.
+    ("GET", "/areas/{name}/merchandising/preview", Need.session("console:areas:read")),
     # --- console: Key Management ---------------------------------------------------------
     ("GET", "/admin/keys", Need.session("admin:keys:read")),
     ("GET", "/admin/keys/new", Need.session("admin:keys:manage")),
@@ -399,6 +444,9 @@ def _filled(path: str, user_id: str) -> str:
         "{key}": KEY_NAME,
         "{invitation}": "inv_none",
         "{invitation_id}": "inv_none",
+        "{number}": "1",
+        "{area}": AREA,
+        "{kind}": "synonyms",
     }
     for k, v in values.items():
         path = path.replace(k, v)

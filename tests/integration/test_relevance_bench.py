@@ -54,9 +54,12 @@ def test_the_relevance_benchmark_measures_the_judged_queries_of_a_small_catalog(
     assert {r[2] for r in rows} <= {"1", "2", "3"}
 
     result = tmp_path / "result.json"
+    merchandising = tmp_path / "merchandising.json"
+    merchandising.write_text('{"synonyms": [{"name": "tv", "terms": ["tv", "television"]}]}')
     out = _run(
-        copy, "bench.relevance", "--judgments", str(judgments), "--runs", "2", "--out", str(result)
-    )
+        copy, "bench.relevance", "--judgments", str(judgments), "--runs", "2",
+        "--merchandising", str(merchandising), "--out", str(result),
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "search NDCG@10" in out.stdout and "SAYT precision@4" in out.stdout
     data = orjson.loads(result.read_bytes())
@@ -78,6 +81,14 @@ def test_the_relevance_benchmark_measures_the_judged_queries_of_a_small_catalog(
     macbook = per_query[0]
     assert macbook["top"] and set(macbook["top"]) <= known
     assert macbook["ndcg_at_10"] > 0
+    # The same queries after merchandising, on the same index: the catalog says "TV",
+    # the shopper "television"; the synonym finds them.
+    assert "Before and after merchandising" in out.stdout
+    after = {q["query"]: q for q in data["per_query_merchandised"]}
+    assert per_query[3]["total"] == 0 and per_query[3]["ndcg_at_10"] == 0
+    assert after["television"]["total"] > 0 and after["television"]["ndcg_at_10"] > 0
+    assert after["macbook"]["top"] == macbook["top"]
+    assert data["merchandised"]["search_ndcg_at_10"] > summary["search_ndcg_at_10"]
 
     # Judgments of another catalog would grade other products: refused.
     out = _run(copy, "bench.relevance", "--judgments", str(judgments), "--count", "500")

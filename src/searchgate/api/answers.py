@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from searchgate.catalog.settings import CollectionSettings
+from searchgate.merchandising.document import MerchandisingDocument
 
 
 class _Answer(BaseModel):
@@ -404,3 +405,69 @@ class Revoked(_Answer):
     revoked: bool
     id: str
     name: str
+
+
+# --- merchandising ---------------------------------------------------------------------
+
+
+class MerchDraft(_Answer):
+    area: str
+    revision: int = Field(description="one more on every change; 0: never edited")
+    updatedAt: datetime | None
+    updatedBy: str | None
+    liveVersion: int | None = Field(description="the version shoppers get; null: none yet")
+    changed: bool = Field(description="the draft differs from the live version")
+    document: MerchandisingDocument
+
+
+class MerchDraftAnswer(_Answer):
+    draft: MerchDraft
+
+
+class MerchChange(_Answer):
+    kind: str = Field(
+        description="synonyms, rules, biasingProfiles, stopWords, relatedQueries, or settings"
+    )
+    name: str
+    change: str = Field(description="added, removed or changed")
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    fields: list[str] = Field(description="for a change: the fields that differ")
+
+
+class MerchImported(_Answer):
+    draft: MerchDraft
+    changes: list[MerchChange] = Field(description="the draft against the live version")
+
+
+class MerchVersionSummary(_Answer):
+    number: int
+    publishedAt: datetime
+    publishedBy: str
+    note: str
+    rollbackOf: int | None
+
+
+class MerchVersion(MerchVersionSummary):
+    area: str
+    document: MerchandisingDocument
+
+
+class MerchVersionAnswer(_Answer):
+    version: MerchVersion
+
+
+class MerchVersionDetail(_Answer):
+    version: MerchVersion
+    against: int | None = Field(description="the version compared with (null: none before)")
+    changes: list[MerchChange]
+
+
+class MerchVersions(_Answer):
+    versions: list[MerchVersionSummary] = Field(description="newest first")
+    live: int | None
+
+
+class MerchPreview(_Answer):
+    version: str = Field(description="live or draft")
+    response: dict[str, Any] = Field(description="the search answer (docs/api.md, Search)")

@@ -17,6 +17,7 @@ from searchgate.api import (
     routes_admin_rotation,
     routes_collections,
     routes_keys,
+    routes_merchandising,
     routes_ops,
     routes_replacements,
     routes_sayt,
@@ -60,6 +61,7 @@ def build_api(settings: Settings, lifespan: Callable[[FastAPI], Any]) -> FastAPI
     app.include_router(routes_admin_invitations.router)
     app.include_router(routes_admin_keys.router)
     app.include_router(routes_admin_rotation.router)
+    app.include_router(routes_merchandising.router)
     app.add_middleware(CorsMiddleware)
     app.add_middleware(
         RequestMiddleware, max_body_bytes=settings.limits.max_body_bytes, usage=_usage_of(app)

@@ -48,6 +48,13 @@ class Action(StrEnum):
     AREA_UPDATE = "console:areas:update"
     AREA_RENAME = "console:areas:rename"
     AREA_DELETE = "console:areas:delete"
+    MERCH_DRAFT_UPDATE = "console:merchandising:draft-update"
+    MERCH_DRAFT_DISCARD = "console:merchandising:draft-discard"
+    MERCH_IMPORT = "console:merchandising:import"
+    MERCH_PUBLISH = "console:merchandising:publish"
+    MERCH_ROLLBACK = "console:merchandising:rollback"
+    # Refusals only: someone without the permission (or the area) reads merchandising.
+    MERCH_READ = "console:merchandising:read"
     PAGE_DENY = "console:page:deny"
     # Data-plane changes made with a client key (the actor is the key).
     DATA_SETTINGS = "data:collections:settings"
@@ -119,6 +126,12 @@ ACTION_LABELS: dict[Action, str] = {
     Action.AREA_UPDATE: "Area changed",
     Action.AREA_RENAME: "Area renamed",
     Action.AREA_DELETE: "Area deleted",
+    Action.MERCH_DRAFT_UPDATE: "Merchandising draft changed",
+    Action.MERCH_DRAFT_DISCARD: "Merchandising draft discarded",
+    Action.MERCH_IMPORT: "Merchandising imported into the draft",
+    Action.MERCH_PUBLISH: "Merchandising published",
+    Action.MERCH_ROLLBACK: "Merchandising rolled back",
+    Action.MERCH_READ: "Merchandising read",
     Action.PAGE_DENY: "Page refused",
     Action.DATA_SETTINGS: "Collection settings changed",
     Action.DATA_COLLECTION_DELETE: "Collection deleted by a key",

@@ -39,14 +39,17 @@ class AreaService:
         authorizer: Authorizer | None = None,
         on_rename: Callable[[Session, str, str], None] | None = None,
         cache_seconds: float = 1.0,
+        on_delete: Callable[[Session, str], None] | None = None,
     ) -> None:
         """``audit`` records every change in its transaction and ``authorizer`` decides
         who may make it (a service without them is read-only); ``on_rename`` lets
-        others that name areas (custom roles) follow a rename in the same transaction."""
+        others that name areas (custom roles, merchandising) follow a rename in the same
+        transaction, and ``on_delete`` remove what belongs to a deleted area."""
         self.db = db
         self.audit = audit
         self.authorizer = authorizer
         self.on_rename = on_rename
+        self.on_delete = on_delete
         self.cache_seconds = cache_seconds
         self._cache: tuple[float, dict[str, Area]] | None = None
         self._lock = threading.Lock()
@@ -163,6 +166,8 @@ class AreaService:
             row = s.get(AreaRow, name)
             if row is None:
                 raise NotFound(f"area {name!r} does not exist", field="name")
+            if self.on_delete is not None:
+                self.on_delete(s, name)
             s.delete(row)
             audit.record(s, actor, Action.AREA_DELETE, target=name)
         self._cache = None

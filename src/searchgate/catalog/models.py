@@ -101,6 +101,20 @@ class SearchQueryDayRow(Base):
     zero_results: Mapped[int] = mapped_column(BigInteger)
 
 
+class SearchRuleDayRow(Base):
+    """Per UTC day, area, collection and merchandising rule: the searches the rule fired
+    on and those it redirected (its redirect was the one returned)."""
+
+    __tablename__ = "search_rule_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    area: Mapped[str] = mapped_column(String(64), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(80), primary_key=True)
+    searches: Mapped[int] = mapped_column(BigInteger)
+    redirects: Mapped[int] = mapped_column(BigInteger)
+
+
 class IndexNodeRow(Base):
     """Each server process's index position, so that ``?wait=true`` can wait for all."""
 

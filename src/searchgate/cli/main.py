@@ -28,6 +28,7 @@ from searchgate.catalog import changelog
 from searchgate.catalog.service import parse_settings
 from searchgate.cli import audit as audit_cli
 from searchgate.cli import keys as keys_cli
+from searchgate.cli import merch as merch_cli
 from searchgate.cli import rotate as rotate_cli
 from searchgate.cli import server_secrets as server_secrets_cli
 from searchgate.cli import store as store_cli
@@ -54,6 +55,7 @@ app.add_typer(store_cli.app, name="store")
 app.add_typer(users_cli.app, name="users")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(server_secrets_cli.app, name="secrets")
+app.add_typer(merch_cli.app, name="merch")
 app.command("rotate")(rotate_cli.rotate)
 
 DEMO_KEY_NAME = "demo"

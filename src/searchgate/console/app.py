@@ -23,6 +23,9 @@ from searchgate.console import (
     routes_collections,
     routes_dashboard,
     routes_invitations,
+    routes_merchandising,
+    routes_merchandising_objects,
+    routes_merchandising_preview,
     routes_search,
     routes_settings,
 )
@@ -47,6 +50,9 @@ MODULES: tuple[ModuleType, ...] = (
     routes_collections,
     routes_dashboard,
     routes_invitations,
+    routes_merchandising,
+    routes_merchandising_objects,
+    routes_merchandising_preview,
     routes_search,
     routes_settings,
 )

@@ -1,10 +1,12 @@
-"""Search analytics: searches per day, top queries and zero-result queries of the last
-7, 30 or 90 days, per area and collection, with the same figures as a CSV download."""
+"""Search analytics: searches per day, top queries, zero-result queries and the
+merchandising rules that fired and redirected, of the last 7, 30 or 90 days, per area
+and collection, with the same figures as a CSV download. A zero-result query links to
+a new synonym or rule for it, for whoever may edit merchandising."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.responses import Response
 
@@ -44,6 +46,16 @@ def _report(ctx: Ctx, areas: list[str], collections: list[str]) -> Report:
     )
 
 
+def start_links(area: str, query: str) -> tuple[str, str]:
+    """The merchandising pages that start a synonym set with ``query`` as its term and
+    a rule that ``query`` triggers, in ``area``."""
+    base = f"/areas/{quote(area, safe='')}/merchandising"
+    return (
+        f"{base}/synonyms/new?" + urlencode({"term": query}, quote_via=quote),
+        f"{base}/rules/new?" + urlencode({"query": query}, quote_via=quote),
+    )
+
+
 @routes.page("GET", "/analytics", Permission.ANALYTICS_VIEW, name="analytics")
 def analytics(ctx: Ctx) -> Response:
     areas, collections = _choices(ctx)
@@ -53,6 +65,12 @@ def analytics(ctx: Ctx) -> Response:
         "area": report.area or "",
         "collection": report.collection or "",
     }
+    # query -> (area, new synonym link, new rule link) for each area it found nothing in.
+    starts: dict[str, list[tuple[str, str, str]]] = {}
+    if ctx.can(Permission.MERCH_EDIT):
+        starts = {
+            q.query: [(a, *start_links(a, q.query)) for a in q.areas] for q in report.top_zero
+        }
     return ctx.render(
         "analytics.html",
         title="Analytics",
@@ -64,6 +82,8 @@ def analytics(ctx: Ctx) -> Response:
         chosen=chosen,
         period_links={d: "/analytics?" + urlencode({**chosen, "days": str(d)}) for d in PERIODS},
         export_link="/analytics/export.csv?" + urlencode(chosen),
+        starts=starts,
+        counting=ctx.rt.services.analytics.enabled,
     )
 
 

@@ -69,10 +69,22 @@ def and_(*filters: Filter | None) -> Filter:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """Synonyms: the words ``start`` to ``end`` (exclusive) of a text query also match
+    as any of ``phrases``, each matching records that hold all of its words."""
+
+    start: int
+    end: int
+    phrases: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
 class TextQuery:
     words: tuple[str, ...]
     prefix_last: bool = False  # the last word matches as a prefix (wildcard / SAYT)
     every_word_prefix: bool = False  # SAYT products: each word prefix-matched
+    # Sorted by ``start``, never overlapping.
+    alternatives: tuple[Alternative, ...] = ()
 
 
 @dataclass(frozen=True)

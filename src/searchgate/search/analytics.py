@@ -1,5 +1,6 @@
-"""Search analytics: what shoppers searched for, per UTC day, area and collection, and
-what found nothing, read from the query log's daily counts (``search/querylog.py``)."""
+"""Search analytics: what shoppers searched for, per UTC day, area and collection, what
+found nothing, and which merchandising rules fired and redirected, read from the query
+log's daily counts (``search/querylog.py``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 
 from searchgate.audit.encoding import csv_cell
-from searchgate.catalog.models import SearchDayRow, SearchQueryDayRow
+from searchgate.catalog.models import SearchDayRow, SearchQueryDayRow, SearchRuleDayRow
 from searchgate.clock import Clock, utc_now
 from searchgate.db import Database
 
@@ -37,6 +38,17 @@ class QueryFigures:
     query: str
     searches: int
     zero_results: int
+    # Of a zero-result query: the areas where it found nothing (within the report's).
+    areas: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleFigures:
+    area: str
+    rule: str
+    # Searches the rule fired on, and of those the ones it redirected.
+    searches: int
+    redirects: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,9 @@ class Report:
     series: tuple[DayFigures, ...]
     top: tuple[QueryFigures, ...]
     top_zero: tuple[QueryFigures, ...]
+    # The rules that fired, most often first; those that redirected, most redirects first.
+    rules: tuple[RuleFigures, ...]
+    redirects: tuple[RuleFigures, ...]
     # Days before the first one the retention keeps: shown as no searches.
     kept_from: date
 
@@ -69,10 +84,18 @@ class Report:
 
 
 class SearchAnalytics:
-    def __init__(self, db: Database, clock: Clock = utc_now, retention_days: int = 90) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock = utc_now,
+        retention_days: int = 90,
+        enabled: bool = True,
+    ) -> None:
         self.db = db
         self._clock = clock
         self.retention_days = retention_days
+        # Whether this server counts searches (the figures of earlier days stay).
+        self.enabled = enabled
 
     def report(
         self,
@@ -118,6 +141,29 @@ class SearchAnalytics:
                 .order_by(zeros.desc(), SearchQueryDayRow.query)
                 .limit(limit)
             ).all()
+            zero_areas: dict[str, list[str]] = {}
+            if top_zero:
+                for q, a in s.execute(
+                    select(SearchQueryDayRow.query, SearchQueryDayRow.area)
+                    .where(*qwhere, SearchQueryDayRow.query.in_([r[0] for r in top_zero]))
+                    .group_by(SearchQueryDayRow.query, SearchQueryDayRow.area)
+                    .having(zeros > 0)
+                    .order_by(SearchQueryDayRow.area)
+                ).all():
+                    zero_areas.setdefault(str(q), []).append(str(a))
+            rwhere = self._where(SearchRuleDayRow, first, area, collection, areas)
+            fired = func.sum(SearchRuleDayRow.searches)
+            redirected = func.sum(SearchRuleDayRow.redirects)
+            by_rule = (
+                select(SearchRuleDayRow.area, SearchRuleDayRow.rule, fired, redirected)
+                .where(*rwhere)
+                .group_by(SearchRuleDayRow.area, SearchRuleDayRow.rule)
+            )
+            order = (SearchRuleDayRow.area, SearchRuleDayRow.rule)
+            rules = s.execute(by_rule.order_by(fired.desc(), *order).limit(limit)).all()
+            redirects = s.execute(
+                by_rule.having(redirected > 0).order_by(redirected.desc(), *order).limit(limit)
+            ).all()
         series = []
         for i in range(days):
             day = first + timedelta(days=i)
@@ -131,13 +177,20 @@ class SearchAnalytics:
             collection=collection,
             series=tuple(series),
             top=_queries(top),
-            top_zero=_queries(top_zero),
+            top_zero=tuple(
+                QueryFigures(
+                    q.query, q.searches, q.zero_results, tuple(zero_areas.get(q.query, ()))
+                )
+                for q in _queries(top_zero)
+            ),
+            rules=_rules(rules),
+            redirects=_rules(redirects),
             kept_from=last - timedelta(days=self.retention_days - 1),
         )
 
     @staticmethod
     def _where(
-        model: type[SearchDayRow] | type[SearchQueryDayRow],
+        model: type[SearchDayRow] | type[SearchQueryDayRow] | type[SearchRuleDayRow],
         first: date,
         area: str | None,
         collection: str | None,
@@ -159,6 +212,10 @@ def _as_date(value: Any) -> date:
 
 def _queries(rows: Iterable[Any]) -> tuple[QueryFigures, ...]:
     return tuple(QueryFigures(str(q), int(n or 0), int(z or 0)) for q, n, z in rows)
+
+
+def _rules(rows: Iterable[Any]) -> tuple[RuleFigures, ...]:
+    return tuple(RuleFigures(str(a), str(r), int(n or 0), int(z or 0)) for a, r, n, z in rows)
 
 
 def report_csv(report: Report) -> str:
@@ -188,4 +245,12 @@ def report_csv(report: Report) -> str:
     w.writerow(["zero-result query", "zero results", "searches"])
     for q in report.top_zero:
         w.writerow([csv_cell(q.query), q.zero_results, q.searches])
+    w.writerow([])
+    w.writerow(["rule that fired", "area", "searches", "redirected"])
+    for r in report.rules:
+        w.writerow([csv_cell(r.rule), csv_cell(r.area), r.searches, r.redirects])
+    w.writerow([])
+    w.writerow(["redirect rule", "area", "redirected searches"])
+    for r in report.redirects:
+        w.writerow([csv_cell(r.rule), csv_cell(r.area), r.redirects])
     return out.getvalue()

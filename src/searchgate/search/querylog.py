@@ -1,6 +1,8 @@
 """Counts what people search for: queries that found something, for SAYT suggestions,
 and every search per UTC day, area, collection and query, with whether it found
-nothing, for search analytics (``search/analytics.py``).
+nothing, and the merchandising rules that fired on it and redirected it, for search
+analytics (``search/analytics.py``; off with ``analytics=False``, where only the
+suggestions learn).
 
 Counting happens in memory and is flushed to the database in the background, so a
 search never waits on a write. The suggestions a process holds take its own flushed
@@ -28,13 +30,21 @@ from sqlalchemy import delete, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from searchgate.catalog.models import QueryStatRow, SearchDayRow, SearchQueryDayRow
+from searchgate.catalog.models import (
+    QueryStatRow,
+    SearchDayRow,
+    SearchQueryDayRow,
+    SearchRuleDayRow,
+)
 from searchgate.clock import Clock, utc_now
 from searchgate.db import Base, Database
 from searchgate.engines.tantivy.layout import words
 
 log = logging.getLogger("searchgate.querylog")
 MAX_QUERY = 256
+# The longest name of a merchandising rule (merchandising/document.py), the column's
+# width: a longer one would fail every flush after it.
+MAX_RULE = 80
 # Distinct queries counted between two flushes; beyond it only known ones are counted,
 # so a flood of unique queries cannot grow memory without bound.
 MAX_PENDING = 100_000
@@ -45,6 +55,8 @@ PRUNE_EVERY = timedelta(hours=1)
 
 # (area, collection, normalised query, found nothing)
 SearchKey = tuple[str, str, str, bool]
+# (area, collection, rule name, the rule's redirect was the one returned)
+RuleKey = tuple[str, str, str, bool]
 
 
 def normalise(query: str) -> str:
@@ -59,10 +71,12 @@ class QueryLog:
         reload_seconds: float = 30.0,
         clock: Clock = utc_now,
         retention_days: int = DEFAULT_RETENTION_DAYS,
+        analytics: bool = True,
     ) -> None:
         if retention_days < 1:
             raise ValueError("retention_days must be at least 1")
         self.db = db
+        self.analytics = analytics
         self.flush_seconds = flush_seconds
         self.reload_seconds = reload_seconds
         self.retention_days = retention_days
@@ -72,6 +86,7 @@ class QueryLog:
         # Searches whose query was not admitted (MAX_PENDING distinct ones already):
         # still in the day's totals, per (area, collection, found nothing).
         self._unlisted: Counter[tuple[str, str, bool]] = Counter()
+        self._rules: Counter[RuleKey] = Counter()
         self._next_prune: datetime | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -88,23 +103,50 @@ class QueryLog:
                     self._pending[key] += 1
 
     def count_search(
-        self, area: str, collection: str, query: str, corrected: str | None, total: int
+        self,
+        area: str,
+        collection: str,
+        query: str,
+        corrected: str | None,
+        total: int,
+        rules: tuple[str, ...] = (),
+        redirect: str | None = None,
     ) -> None:
         """Counts one storefront search (``corrected``: the query autocorrection ran
-        instead, which is what SAYT learns from). Dictionary increments, no I/O."""
+        instead, which is what SAYT learns from; ``rules``: the names of the
+        merchandising rules that fired; ``redirect``: the name of the rule whose
+        redirect was returned, which fired too). Dictionary increments, no I/O."""
         q = normalise(query)
         zero = not total
         key = (area, collection, q, zero)
         popular = (normalise(corrected) if corrected is not None else q) if total else ""
+        fired: set[str] = set()
+        if self.analytics and (rules or redirect):
+            # A rule counts once per search, however often the caller names it.
+            fired = {r[:MAX_RULE] for r in rules if r}
+            if redirect:
+                redirect = redirect[:MAX_RULE]
+                fired.discard(redirect)
         with self._lock:
-            if key in self._searches or len(self._searches) < MAX_PENDING:
-                self._searches[key] += 1
-            else:
-                self._unlisted[(area, collection, zero)] += 1
+            if self.analytics:
+                if key in self._searches or len(self._searches) < MAX_PENDING:
+                    self._searches[key] += 1
+                else:
+                    self._unlisted[(area, collection, zero)] += 1
+                for rule in fired:
+                    self._count_rule((area, collection, rule, False))
+                if redirect:
+                    self._count_rule((area, collection, redirect, True))
             if popular:
                 pkey = (collection, popular)
                 if pkey in self._pending or len(self._pending) < MAX_PENDING:
                     self._pending[pkey] += 1
+
+    def _count_rule(self, key: RuleKey) -> None:
+        # Rules are few (a thousand an area at most), but the names come from the
+        # caller: the same bound as the queries'.
+        if key in self._rules or len(self._rules) < MAX_PENDING:
+            self._rules[key] += 1
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="searchgate-querylog", daemon=True)
@@ -137,7 +179,8 @@ class QueryLog:
             pending, self._pending = self._pending, Counter()
             searches, self._searches = self._searches, Counter()
             unlisted, self._unlisted = self._unlisted, Counter()
-        if not pending and not searches and not unlisted:
+            rules, self._rules = self._rules, Counter()
+        if not pending and not searches and not unlisted and not rules:
             return 0
         now = self._clock()
         day = now.date()
@@ -169,11 +212,18 @@ class QueryLog:
                             "zero_results": SearchQueryDayRow.zero_results,
                         }
                         self._upsert(s, SearchQueryDayRow, queries, added, set())
+                if rules:
+                    added = {
+                        "searches": SearchRuleDayRow.searches,
+                        "redirects": SearchRuleDayRow.redirects,
+                    }
+                    self._upsert(s, SearchRuleDayRow, _rule_rows(day, rules), added, set())
         except Exception:
             with self._lock:
                 self._pending.update(pending)
                 self._searches.update(searches)
                 self._unlisted.update(unlisted)
+                self._rules.update(rules)
             raise
         # This process sees its own counts at once; other processes' after a reload.
         self._take_in(pending)
@@ -214,6 +264,7 @@ class QueryLog:
         with self.db.write() as s:
             result = s.execute(delete(SearchDayRow).where(SearchDayRow.day < cutoff))
             s.execute(delete(SearchQueryDayRow).where(SearchQueryDayRow.day < cutoff))
+            s.execute(delete(SearchRuleDayRow).where(SearchRuleDayRow.day < cutoff))
             return int(getattr(result, "rowcount", 0) or 0)
 
     def _take_in(self, flushed: Counter[tuple[str, str]]) -> None:
@@ -323,3 +374,17 @@ def _day_rows(
         for (a, c, q), (n, z) in sorted(per_query.items())
     ]
     return days, queries
+
+
+def _rule_rows(day: date, rules: Counter[RuleKey]) -> list[dict[str, Any]]:
+    """The day's searches per (area, collection, rule), and how many the rule
+    redirected, in primary-key order."""
+    per_rule: dict[tuple[str, str, str], list[int]] = {}
+    for (area, collection, rule, redirected), n in rules.items():
+        r = per_rule.setdefault((area, collection, rule), [0, 0])
+        r[0] += n
+        r[1] += n if redirected else 0
+    return [
+        {"day": day, "area": a, "collection": c, "rule": r, "searches": n, "redirects": z}
+        for (a, c, r), (n, z) in sorted(per_rule.items())
+    ]

@@ -3,6 +3,8 @@
 Decisions where the protocol is silent:
 - fields the protocol lists but Searchgate does not use (``userId``, ``matchStrategy``,
   ...) and fields it does not know are accepted and ignored, as protocol servers do;
+- ``biasingProfile`` names one of the area's biasing profiles (merchandising); ``debug``
+  (Searchgate's own) adds the merchandising explanation to the response;
 - ``fields: []`` means the same as no ``fields`` (every field): protocol clients send
   the empty default list;
 - lists are bounded (``MAX_LIST``) so that no request makes the server do unbounded
@@ -116,6 +118,10 @@ class SearchRequest(_Wire):
         default_factory=list, alias="customUrlParams", max_length=MAX_LIST
     )
     language: str | None = None
+    biasing_profile: str | None = Field(
+        default=None, alias="biasingProfile", min_length=1, max_length=128
+    )
+    debug: bool = False
     _received: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("query", mode="before")

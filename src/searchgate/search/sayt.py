@@ -13,13 +13,16 @@ import orjson
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.service import CatalogService
 from searchgate.catalog.settings import CollectionSettings, SaytSettings
-from searchgate.clock import Monotonic
+from searchgate.clock import Clock, Monotonic, utc_now
 from searchgate.config import Limits
 from searchgate.engines.base import (
+    Alternative,
     And,
     FacetRequest,
     Filter,
+    Ids,
     MatchAll,
+    Not,
     SearchPlan,
     SortKey,
     TextQuery,
@@ -27,6 +30,8 @@ from searchgate.engines.base import (
 from searchgate.engines.tantivy.engine import TantivyEngine
 from searchgate.engines.tantivy.layout import fold, words
 from searchgate.errors import InvalidInput, NotFound
+from searchgate.merchandising.apply import CompiledMerchandising, SearchContext
+from searchgate.merchandising.live import MerchandisingLookup
 from searchgate.search.prefilter import parse_prefilter
 from searchgate.search.querylog import QueryLog, normalise
 from searchgate.search.sayt_forms import parse_product_sort, parse_refinements
@@ -114,13 +119,19 @@ class SaytService:
         query_log: QueryLog,
         limits: Limits,
         monotonic: Monotonic = time.monotonic,
+        merchandising: MerchandisingLookup | None = None,
+        clock: Clock = utc_now,
     ) -> None:
+        """``merchandising``: the area's published synonyms, stop words and the hiding
+        and filters of the rules the typed text triggers apply to product previews."""
         self.engine = engine
         self.catalog = catalog
         self.areas = areas
         self.query_log = query_log
         self.limits = limits
         self.monotonic = monotonic
+        self.merchandising = merchandising
+        self.clock = clock
         self._nav_values: dict[tuple[str, str], _NavValues] = {}
         self._sayt_settings: dict[str, tuple[float, SaytSettings | None]] = {}
 
@@ -183,6 +194,12 @@ class SaytService:
             filter = And((forced, filter))
         sort = parse_product_sort(req.product_sort, settings)
         ws = words(req.query)[:MAX_WORDS]
+        compiled = self.merchandising.compiled(req.area) if self.merchandising is not None else None
+        product_ws = ws
+        if compiled is not None and ws:
+            product_ws, merch_filter = self._merchandise(compiled, req, settings, ws)
+            if merch_filter is not None:
+                filter = And((filter, merch_filter))
         terms: list[dict[str, Any]] = []
         navs: list[dict[str, Any]] = []
         products: list[dict[str, Any]] = []
@@ -190,7 +207,7 @@ class SaytService:
             open_end = req.query.endswith(" ")
             terms = self._terms(req, ws, open_end, forced)
             navs = self._navigations(req, settings, ws, forced)
-            products = self._products(req, settings, public, ws, filter, sort)
+            products = self._products(req, settings, public, product_ws, filter, sort, compiled)
             missing = (
                 (req.search_items and not terms)
                 or (req.navigation_items and not navs)
@@ -203,7 +220,7 @@ class SaytService:
                     terms = terms or self._terms(req, fixed, open_end, forced)
                     navs = navs or self._navigations(req, settings, fixed, forced)
                     products = products or self._products(
-                        req, settings, public, fixed, filter, sort
+                        req, settings, public, fixed, filter, sort, compiled
                     )
         typed = " ".join(ws)
         for t in terms:
@@ -230,6 +247,30 @@ class SaytService:
                 "products": products,
             },
         }
+
+    def _merchandise(
+        self,
+        compiled: CompiledMerchandising,
+        req: SaytRequest,
+        settings: CollectionSettings,
+        ws: list[str],
+    ) -> tuple[list[str], Filter | None]:
+        """The words products are matched with (stop words dropped), and what the rules
+        the typed text triggers take out: their hidden records and their filters."""
+        outcome = compiled.outcome(
+            SearchContext(req.collection, ws, [], {}, None, False, False, self.clock()),
+            explain=False,
+        )
+        parts: list[Filter] = []
+        for _rule, text in outcome.filters:
+            try:
+                parts.append(parse_prefilter(text, settings, self.limits.max_prefilter_chars))
+            except InvalidInput:
+                continue  # as in search: a rule's filter the collection cannot hold is skipped
+        if outcome.hidden:
+            parts.append(Not(Ids(outcome.hidden)))
+        merch = parts[0] if len(parts) == 1 else And(tuple(parts)) if parts else None
+        return outcome.words, merch
 
     def _corrected(self, collection: str, ws: list[str]) -> list[str] | None:
         """``ws`` with each word that starts no indexed word replaced by the closest one."""
@@ -356,11 +397,15 @@ class SaytService:
         ws: list[str],
         filter: Filter,
         sort: tuple[SortKey, ...],
+        compiled: CompiledMerchandising | None = None,
     ) -> list[dict[str, Any]]:
         if req.product_items == 0:
             return []
+        alternatives: tuple[Alternative, ...] = ()
+        if compiled is not None:
+            alternatives = compiled.expand(req.collection, ws)[0]
         plan = SearchPlan(
-            text=TextQuery(words=tuple(ws), every_word_prefix=True),
+            text=TextQuery(words=tuple(ws), every_word_prefix=True, alternatives=alternatives),
             filter=filter,
             sort=sort,
             limit=req.product_items,

@@ -29,13 +29,16 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from searchgate.catalog.areas import AreaService
 from searchgate.catalog.service import CatalogService
 from searchgate.catalog.settings import CollectionSettings, NavigationSetting
+from searchgate.clock import Clock, utc_now
 from searchgate.config import Limits
 from searchgate.engines.base import (
+    Alternative,
     Boost,
     FacetRequest,
     FacetResult,
@@ -54,6 +57,13 @@ from searchgate.engines.base import (
 )
 from searchgate.engines.tantivy.layout import value_key, words
 from searchgate.errors import InvalidInput, NotFound
+from searchgate.merchandising.apply import (
+    CompiledMerchandising,
+    Outcome,
+    SearchContext,
+    UnknownProfile,
+)
+from searchgate.merchandising.live import MerchandisingLookup
 from searchgate.search.navigation import navigation_out, record_out, selected_out
 from searchgate.search.prefilter import parse_prefilter
 from searchgate.search.request import SearchRequest, SelectedRefinement
@@ -79,9 +89,20 @@ DEFAULT_INFLUENCE = 5.0
 # most frequent, so these keep ``maxValues`` refinements after pruning.
 PRUNE_PAD = 16
 
-# (area, collection, query, the query autocorrection ran instead, records found):
-# QueryLog.count_search.
-QueryRecorder = Callable[[str, str, str, str | None, int], None]
+# (area, collection, query, the query autocorrection ran instead, records found, the
+# rules that fired, the rule whose redirect answered): QueryLog.count_search.
+QueryRecorder = Callable[[str, str, str, str | None, int, tuple[str, ...], str | None], None]
+
+
+@dataclass
+class _Merch:
+    """One search's merchandising, turned into the engine's terms."""
+
+    compiled: CompiledMerchandising | None
+    outcome: Outcome
+    filters: tuple[Filter, ...] = ()  # the rules' filters, and the hidden records out
+    boosts: tuple[Boost, ...] = ()  # the biasing profile's and the rules' biases
+    pins: dict[str, int] = field(default_factory=dict)  # record id -> position (1-based)
 
 
 class SearchService:
@@ -93,30 +114,50 @@ class SearchService:
         limits: Limits,
         settings_of: Callable[[str], CollectionSettings | None],
         record_query: QueryRecorder | None = None,
+        merchandising: MerchandisingLookup | None = None,
+        clock: Clock = utc_now,
     ) -> None:
+        """``clock``: what decides whether a rule is inside its active window."""
         self.engine = engine
         self.catalog = catalog
         self.areas = areas
         self.limits = limits
         self.settings_of = settings_of
         self.record_query = record_query
+        self.merchandising = merchandising
+        self.clock = clock
 
     # --- entry points ------------------------------------------------------------------
 
-    def search(self, req: SearchRequest) -> dict[str, Any]:
+    def search(self, req: SearchRequest, *, draft: bool = False) -> dict[str, Any]:
+        """``draft``: with the area's merchandising draft instead of its published version
+        (previews; the caller checks who may see it). The response then explains the
+        merchandising, as ``debug`` asks for."""
         area = self.areas.get(req.area)
         self._check_limits(req)
         settings = self._settings(req.collection)
-        result, corrected = self._run(req, settings)
+        m = self._merchandise(req, settings, draft)
+        result, corrected = self._run(req, settings, m)
         if self.record_query is not None:
             total = result.total if result is not None else 0
-            self.record_query(req.area, req.collection, req.query or "", corrected, total)
-        return self._response(req, settings, area.site_params, result, corrected)
+            self.record_query(
+                req.area,
+                req.collection,
+                req.query or "",
+                corrected,
+                total,
+                m.outcome.fired,
+                m.outcome.redirect_rule,
+            )
+        return self._response(
+            req, settings, area.site_params, result, corrected, m, req.debug or draft
+        )
 
     def refinements(self, req: SearchRequest, navigation_name: str) -> dict[str, Any]:
         self.areas.get(req.area)
         self._check_limits(req)
         settings = self._settings(req.collection)
+        m = self._merchandise(req, settings, False)
         nav = settings.navigation(navigation_name)
         if nav is None:
             raise InvalidInput(
@@ -129,10 +170,10 @@ class SearchService:
             return {
                 "navigation": navigation_out(nav, FacetResult(nav.name), 0, False, limit, multi)
             }
-        filt, without = self._filters(req, settings)
+        filt, without = self._filters(req, settings, m.filters)
         override = self._override(nav, multi, without)
         plan = SearchPlan(
-            text=self._text(req, words(req.query or "")[:MAX_WORDS]),
+            text=self._text(req, m.outcome.words, m.outcome.alternatives),
             filter=filt,
             limit=1,
             facets=(self._facet_request(nav, limit + 1, override),),
@@ -180,10 +221,87 @@ class SearchService:
             if s.ids is not None and len(s.ids) > lim.max_ids:
                 raise InvalidInput(f"sort: at most {lim.max_ids} ids", field=f"sort[{i}].ids")
 
-    def _text(self, req: SearchRequest, ws: list[str]) -> TextQuery | None:
+    def _text(
+        self, req: SearchRequest, ws: list[str], alternatives: tuple[Alternative, ...] = ()
+    ) -> TextQuery | None:
         if not ws:
             return None
-        return TextQuery(words=tuple(ws), prefix_last=req.wildcard_search_enabled)
+        return TextQuery(
+            words=tuple(ws), prefix_last=req.wildcard_search_enabled, alternatives=alternatives
+        )
+
+    # --- merchandising ---------------------------------------------------------------------
+
+    def _merchandise(self, req: SearchRequest, settings: CollectionSettings, draft: bool) -> _Merch:
+        ws = words(req.query or "")[:MAX_WORDS]
+        compiled = self.merchandising.compiled(req.area, draft) if self.merchandising else None
+        if compiled is None:
+            if req.biasing_profile is not None:
+                raise InvalidInput(
+                    f"unknown biasing profile {req.biasing_profile!r}: area {req.area!r} has "
+                    "no merchandising published",
+                    field="biasingProfile",
+                )
+            return _Merch(None, Outcome(version=None, words=ws))
+        selected = [
+            (r.navigation_name, key)
+            for r in req.refinements
+            if r.type == "Value" and not r.exclude and (key := value_key(r.value)) is not None
+        ]
+        params = {p.key: v for p in req.custom_url_params if (v := value_key(p.value)) is not None}
+        biasing = req.biasing
+        ctx = SearchContext(
+            collection=req.collection,
+            query_words=ws,
+            selected=selected,
+            params=params,
+            profile=req.biasing_profile,
+            request_biases=bool(biasing and biasing.biases),
+            augment_biases=bool(biasing and biasing.augment_biases),
+            now=self.clock(),
+        )
+        try:
+            outcome = compiled.outcome(ctx, explain=req.debug or draft)
+        except UnknownProfile as exc:
+            raise InvalidInput(
+                f"unknown biasing profile {exc.name!r} (biasing profiles of area "
+                f"{req.area!r}: {', '.join(exc.known) or 'none'})",
+                field="biasingProfile",
+            ) from None
+        filters: list[Filter] = []
+        for rule, text in outcome.filters:
+            parsed = self._rule_filter(compiled, req.collection, settings, text)
+            if isinstance(parsed, str):
+                outcome.skipped.append(f"rule {rule!r}: filter not applied: {parsed}")
+            else:
+                filters.append(parsed)
+        if outcome.hidden:
+            filters.append(Not(Ids(outcome.hidden)))
+        influence = biasing.influence if biasing is not None else None
+        influence = outcome.influence if influence is None else influence
+        boosts: list[Boost] = []
+        for source, b in outcome.biases:
+            nav = settings.navigation(b.name)
+            if nav is None or nav.type != "Value":
+                outcome.skipped.append(
+                    f"{source}: bias on {b.name!r} not applied: not a value navigation of "
+                    f"{req.collection!r}"
+                )
+                continue
+            boost = _boost(nav, b.content, b.strength, influence)
+            if boost is not None:
+                boosts.append(boost)
+        asked = {*(biasing.bring_to_top if biasing else ()), *_sorted_ids(req)}
+        pins: dict[str, int] = {}
+        taken: set[int] = set()
+        for rid, position in outcome.pins:
+            if rid in pins or rid in asked or rid in outcome.hidden:
+                continue
+            while position in taken:
+                position += 1
+            taken.add(position)
+            pins[rid] = position
+        return _Merch(compiled, outcome, tuple(filters), tuple(boosts), pins)
 
     @staticmethod
     def _multi(req: SearchRequest, nav: NavigationSetting) -> bool:
@@ -235,8 +353,29 @@ class SearchService:
             )
         return Range(nav.name, low, high)
 
+    def _rule_filter(
+        self,
+        compiled: CompiledMerchandising,
+        collection: str,
+        settings: CollectionSettings,
+        text: str,
+    ) -> Filter | str:
+        """A rule's filter parsed once per version and collection settings, or why the
+        collection cannot hold it."""
+        key = ("filter", collection, text)
+        hit = compiled.memo.get(key)
+        if hit is not None and hit[0] is settings:
+            parsed: Filter | str = hit[1]
+            return parsed
+        try:
+            parsed = parse_prefilter(text, settings, self.limits.max_prefilter_chars)
+        except InvalidInput as exc:
+            parsed = exc.message
+        compiled.memo[key] = (settings, parsed)
+        return parsed
+
     def _filters(
-        self, req: SearchRequest, settings: CollectionSettings
+        self, req: SearchRequest, settings: CollectionSettings, extra: tuple[Filter, ...] = ()
     ) -> tuple[Filter, dict[str, Filter]]:
         """The full filter, and per OR navigation with a selection the filter without
         that navigation's own selection (its counts ignore it)."""
@@ -249,7 +388,7 @@ class SearchService:
                     field=f"refinements[{i}].navigationName",
                 )
             grouped.setdefault(nav.name, (nav, []))[1].append((i, r))
-        base: list[Filter] = []
+        base: list[Filter] = list(extra)
         if req.pre_filter and req.pre_filter.strip():
             base.append(parse_prefilter(req.pre_filter, settings, self.limits.max_prefilter_chars))
         if req.biasing is not None and req.biasing.restrict_to_ids:
@@ -285,7 +424,7 @@ class SearchService:
         )
 
     def _navigations(
-        self, req: SearchRequest, settings: CollectionSettings
+        self, req: SearchRequest, settings: CollectionSettings, shown: list[str] | None = None
     ) -> list[tuple[NavigationSetting, int]]:
         """The navigations to compute, each with how many values to return."""
         if req.restrict_navigation is not None:
@@ -298,6 +437,9 @@ class SearchService:
                 )
             return [(nav, req.restrict_navigation.count)]
         navs = settings.navigations
+        if shown is not None:
+            # A rule's navigations: only these, in this order.
+            navs = [n for n in (settings.navigation(name) for name in shown) if n is not None]
         if req.included_navigations:
             navs = [n for n in navs if n.name in req.included_navigations]
         if req.excluded_navigations:
@@ -315,9 +457,10 @@ class SearchService:
         req: SearchRequest,
         settings: CollectionSettings,
         without: dict[str, Filter],
+        shown: list[str] | None = None,
     ) -> tuple[FacetRequest, ...]:
         out = []
-        for nav, size in self._navigations(req, settings):
+        for nav, size in self._navigations(req, settings, shown):
             override = self._override(nav, self._multi(req, nav), without)
             out.append(self._facet_request(nav, self._asked(req, nav, size), override))
         return tuple(out)
@@ -356,47 +499,85 @@ class SearchService:
                 raise InvalidInput(
                     f"{b.name!r} is not a value navigation", field=f"biasing.biases[{i}].name"
                 )
-            key = value_key(b.content)
-            factor = STRENGTH_FACTOR[b.strength]
-            if key is None or factor == 0:
-                continue
-            bonus = factor if abs(factor) >= ABSOLUTE else factor * influence
-            out.append(Boost(Terms(nav.name, (key,)), bonus))
+            boost = _boost(nav, b.content, b.strength, influence)
+            if boost is not None:
+                out.append(boost)
         return tuple(out)
 
-    def _plan(self, req: SearchRequest, settings: CollectionSettings, ws: list[str]) -> SearchPlan:
-        filt, without = self._filters(req, settings)
+    def _plan(
+        self,
+        req: SearchRequest,
+        settings: CollectionSettings,
+        ws: list[str],
+        m: _Merch,
+        alternatives: tuple[Alternative, ...],
+    ) -> SearchPlan:
+        filt, without = self._filters(req, settings, m.filters)
         sort, pinned = self._sort(req, settings)
-        boosts = self._boosts(req, settings)
+        boosts = self._boosts(req, settings) + m.boosts
         ranked = not sort or any(k.field == "_relevance" for k in sort)
+        if m.pins:
+            pinned = pinned + tuple(sorted(m.pins, key=lambda rid: m.pins[rid]))
         return SearchPlan(
-            text=self._text(req, ws),
+            text=self._text(req, ws, alternatives),
             filter=filt,
             boosts=boosts if ranked else (),
             sort=sort,
             pinned_ids=pinned,
             offset=req.skip,
             limit=max(req.page_size, 1),
-            facets=self._facets(req, settings, without),
+            facets=self._facets(req, settings, without, m.outcome.navigations),
         )
 
     def _run(
-        self, req: SearchRequest, settings: CollectionSettings
+        self, req: SearchRequest, settings: CollectionSettings, m: _Merch
     ) -> tuple[SearchResult | None, str | None]:
-        ws = words(req.query or "")[:MAX_WORDS]
-        plan = self._plan(req, settings, ws)  # validates the request first
+        outcome = m.outcome
+        ws = outcome.words
+        plan = self._plan(req, settings, ws, m, outcome.alternatives)  # validates the request
+        if outcome.redirect is not None:
+            return SearchResult(total=0, hits=[], facets={}), None
         if not self.engine.has_collection(req.collection):
             return None, None
-        result = self.engine.search(req.collection, plan)
+        result = self._search(req.collection, plan, m.pins)
         if result.total or not ws or req.disable_autocorrection:
             return result, None
         corrected_words = [self._correct(req.collection, w) for w in ws]
         if corrected_words == ws:
             return result, None
-        retry = self.engine.search(req.collection, self._plan(req, settings, corrected_words))
+        alternatives, applied = (
+            m.compiled.expand(req.collection, corrected_words) if m.compiled else ((), [])
+        )
+        retry = self._search(
+            req.collection, self._plan(req, settings, corrected_words, m, alternatives), m.pins
+        )
         if not retry.total:
             return result, None
+        outcome.synonyms = applied
         return retry, " ".join(corrected_words)
+
+    def _search(self, collection: str, plan: SearchPlan, pins: dict[str, int]) -> SearchResult:
+        """The engine's search, with the rules' pinned records moved to their positions.
+
+        The engine puts every pinned record that matches first (the request's, then the
+        rules'); moving the rules' to their positions only reorders the first ``window``
+        records, which hold the same records either way, so a page past it is the
+        engine's page as it is."""
+        if not pins:
+            return self.engine.search(collection, plan)
+        window = max(max(pins.values()), len(plan.pinned_ids))
+        if plan.offset >= window:
+            return self.engine.search(collection, plan)
+        wide = self.engine.search(
+            collection, replace(plan, offset=0, limit=max(window, plan.offset + plan.limit))
+        )
+        top, rest = wide.hits[:window], wide.hits[window:]
+        found = {h.record_id: h for h in top if h.record_id in pins}
+        ordered = [h for h in top if h.record_id not in found]
+        for rid in sorted(found, key=lambda r: pins[r]):
+            ordered.insert(min(pins[rid] - 1, len(ordered)), found[rid])
+        ordered += rest
+        return replace(wide, hits=ordered[plan.offset : plan.offset + plan.limit])
 
     def _correct(self, collection: str, word: str) -> str:
         if len(word) < 3 or word.isdigit():
@@ -414,7 +595,10 @@ class SearchService:
         site_params: list[dict[str, Any]],
         result: SearchResult | None,
         corrected: str | None,
+        m: _Merch,
+        debug: bool,
     ) -> dict[str, Any]:
+        outcome = m.outcome
         total = result.total if result is not None else 0
         hits = result.hits if result is not None and req.page_size > 0 else []
         wanted = req.wanted_fields()
@@ -424,7 +608,7 @@ class SearchService:
             warnings.append(f"collection {req.collection!r} is still being indexed")
         navigations = []
         if result is not None:
-            for nav, size in self._navigations(req, settings):
+            for nav, size in self._navigations(req, settings, outcome.navigations):
                 fr = result.facets.get(nav.name)
                 if fr is None:
                     continue
@@ -434,7 +618,14 @@ class SearchService:
                 if out["refinements"]:
                     navigations.append(out)
         original = req.query or ""
-        return {
+        template = outcome.template_out()
+        if outcome.template is not None and result is not None:
+            for zone in outcome.template[1].zones:
+                if zone.type == "Record":
+                    template["zones"][zone.name]["records"] = self._zone_records(
+                        req, settings, wanted, zone.ids, outcome.hidden
+                    )
+        answer = {
             "id": secrets.token_hex(12),
             "area": req.area,
             "query": corrected if corrected is not None else original,
@@ -448,16 +639,52 @@ class SearchService:
             "records": records,
             "availableNavigation": navigations,
             "selectedNavigation": selected_out(req, settings),
-            "template": {"name": "default", "ruleName": None, "zones": {}},
-            "redirect": None,
+            "template": template,
+            "redirect": outcome.redirect,
+            "biasingProfile": outcome.profile,
             "didYouMean": [corrected] if corrected else [],
-            "relatedQueries": [],
-            "rewrites": [],
+            "relatedQueries": outcome.related,
+            "rewrites": outcome.rewrites(),
             "warnings": warnings,
             "errors": "",
             "siteParams": site_params,
             "originalRequest": req.received(),
         }
+        if debug:
+            answer["debug"] = outcome.debug()
+        return answer
+
+    def _zone_records(
+        self,
+        req: SearchRequest,
+        settings: CollectionSettings,
+        wanted: set[str] | None,
+        ids: list[str],
+        hidden: tuple[str, ...],
+    ) -> list[dict[str, Any]]:
+        """A record zone's records in the rule's order; hidden ones never show."""
+        if not self.engine.has_collection(req.collection):
+            return []
+        filt = and_(Ids(tuple(ids)), Not(Ids(hidden)) if hidden else None)
+        got = self.engine.search(req.collection, SearchPlan(text=None, filter=filt, limit=len(ids)))
+        by_id = {h.record_id: h for h in got.hits}
+        return [record_out(req.collection, settings, wanted, by_id[i]) for i in ids if i in by_id]
+
+
+def _boost(
+    nav: NavigationSetting, content: Any, strength: str, influence: float | None
+) -> Boost | None:
+    key = value_key(content)
+    factor = STRENGTH_FACTOR[strength]
+    if key is None or factor == 0:
+        return None
+    influence = DEFAULT_INFLUENCE if influence is None else influence
+    bonus = factor if abs(factor) >= ABSOLUTE else factor * influence
+    return Boost(Terms(nav.name, (key,)), bonus)
+
+
+def _sorted_ids(req: SearchRequest) -> list[str]:
+    return [i for s in req.sorts() if s.type == "ByIds" for i in s.ids or []]
 
 
 def _num(v: float | str | None, field: str) -> float | None:

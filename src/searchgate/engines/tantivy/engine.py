@@ -307,7 +307,7 @@ class TantivyEngine:
     def count(self, collection: str, text: TextQuery | None, filter: Filter) -> int:
         ci = self._get(collection)
         compiler = QueryCompiler(ci)
-        query = compiler.combine(compiler.text(text), compiler.filter(filter))
+        query = compiler.where(compiler.text(text), filter)
         return total_of(ci.searcher.search(query, 1, count=True))
 
     def facet(self, collection: str, plan: SearchPlan) -> dict[str, FacetResult]:

@@ -53,6 +53,10 @@ MUST_NOT = tantivy.Occur.MustNot
 TERMS_SEGMENT_SIZE = 20_000
 
 Hits = list[tuple[Any, tantivy.DocAddress]]
+# Up to this many ids are looked up one by one rather than by a term set query.
+FEW_IDS = 64
+# Words whose fields a searcher remembers (storefront queries repeat).
+FIELDS_MEMO = 100_000
 
 
 def total_of(result: tantivy.SearchResult) -> int:
@@ -70,7 +74,9 @@ class QueryCompiler:
         """Every word in some searchable field, each field's score times its weight.
 
         Built term by term rather than by tantivy's query parser: the words are already
-        the index's tokens, and the parser would read syntax into them."""
+        the index's tokens, and the parser would read syntax into them. Only the fields
+        that hold a word are asked for it, and a word no field holds matches nothing,
+        which a synonym's phrases of words the catalog lacks need to cost nothing."""
         parts: list[tantivy.Query] = []
         for word in words:
             term = text_term(word)
@@ -78,17 +84,37 @@ class QueryCompiler:
                 # Too long: the index drops such a word from a record's text, and the
                 # query drops it likewise.
                 continue
+            fields = self._fields_with(term)
+            if not fields:
+                return tantivy.Query.empty_query()
             parts.append(
                 self._any(
                     [
                         tantivy.Query.boost_query(
                             tantivy.Query.term_query(self.schema, f, term, index_option="freq"), w
                         )
-                        for f, w in self.layout.searchable.values()
+                        for f, w in fields
                     ]
                 )
             )
         return self._all(parts) if parts else tantivy.Query.empty_query()
+
+    def _fields_with(self, term: str) -> list[tuple[str, float]]:
+        """The searchable fields (and weights) some record holds ``term`` in; remembered
+        for the searcher it was read from (a new searcher starts afresh)."""
+        searcher = self.ci.searcher
+        memo = self.ci.cache.get("fields_with")
+        if not isinstance(memo, tuple) or memo[0] is not searcher:
+            memo = (searcher, {})
+            self.ci.cache["fields_with"] = memo
+        known: dict[str, list[tuple[str, float]]] = memo[1]
+        hit = known.get(term)
+        if hit is None:
+            hit = [(f, w) for f, w in self.layout.searchable.values() if searcher.doc_freq(f, term)]
+            if len(known) >= FIELDS_MEMO:
+                known.clear()
+            known[term] = hit
+        return hit
 
     def _prefix(self, word: str) -> tantivy.Query:
         """Records with a word that starts with ``word`` in the title or a strong field,
@@ -108,24 +134,46 @@ class QueryCompiler:
         if text is None or not text.words:
             return None
         if text.every_word_prefix:
-            return self._all([self._prefix(w) for w in text.words])
-        full = text.words[:-1] if text.prefix_last else text.words
-        parts: list[tantivy.Query] = []
-        if full:
-            if not self.layout.searchable:
+            units = [self._prefix(w) for w in text.words]
+        else:
+            if not self.layout.searchable or not any(text_term(w) for w in text.words):
+                # Only a prefix-typed last word can match (the title's prefixes).
+                if text.prefix_last and len(text.words) == 1:
+                    return self._prefix(text.words[0])
                 return tantivy.Query.empty_query()
-            parts.append(self._words(full))
-        if text.prefix_last:
-            last = text.words[-1]
-            prefix = self._prefix(last)
-            if self.layout.searchable:
+            # A word too long to be indexed constrains nothing (records drop it too).
+            units = [
+                self._words((w,)) if text_term(w) is not None else tantivy.Query.all_query()
+                for w in text.words
+            ]
+            if text.prefix_last:
                 # The typed word itself still matches in any searchable field; the
                 # prefix reaches the title and strong fields' words.
-                parts.append(
-                    tantivy.Query.boolean_query([(SHOULD, prefix), (SHOULD, self._words((last,)))])
+                units[-1] = self._any([self._prefix(text.words[-1]), units[-1]])
+        if not text.alternatives:
+            return self._all(units)
+        parts: list[tantivy.Query] = []
+        at = 0
+        # A phrase the index reads as the span itself ("headphones" for "headphone":
+        # one stem) would only repeat it.
+        key = _same if text.every_word_prefix else _stems
+        for alt in text.alternatives:
+            parts.extend(units[at : alt.start])
+            seen = {key(text.words[alt.start : alt.end])}
+            phrases = []
+            for p in alt.phrases:
+                if key(p) in seen:
+                    continue
+                seen.add(key(p))
+                phrases.append(
+                    self._all([self._prefix(w) for w in p])
+                    if text.every_word_prefix
+                    else self._words(p)
                 )
-            else:
-                parts.append(prefix)
+            span = self._all(units[alt.start : alt.end])
+            parts.append(self._any([span, *phrases]) if phrases else span)
+            at = alt.end
+        parts.extend(units[at:])
         return self._all(parts)
 
     @staticmethod
@@ -158,6 +206,13 @@ class QueryCompiler:
                 return tantivy.Query.empty_query()
             return self.range(field, f.low, f.high, f.high_inclusive)
         if isinstance(f, Ids):
+            if len(f.ids) <= FEW_IDS:
+                # A term set query walks the id field's whole term dictionary (measured:
+                # 0.1-0.2 ms a search on 20,000 records for 3 ids); a few term lookups
+                # cost next to nothing.
+                return self._any(
+                    [tantivy.Query.term_query(self.schema, ID, i) for i in dict.fromkeys(f.ids)]
+                )
             return tantivy.Query.term_set_query(self.schema, ID, list(f.ids))
         if isinstance(f, And):
             parts = [q for q in (self.filter(c) for c in f.children) if q is not None]
@@ -196,6 +251,30 @@ class QueryCompiler:
             True if high is None else high_inclusive,
         )
 
+    def where(self, text_q: tantivy.Query | None, f: Filter) -> tantivy.Query:
+        """``text_q`` within filter ``f`` as one flat query: the filter's top-level
+        exclusions (hidden records, ``NOT`` conditions) become clauses that subtract from
+        it, instead of each being all records minus something, intersected (measured:
+        a third of a search's cost with 10 hidden records on 20,000)."""
+        must = [text_q] if text_q is not None else []
+        must_not: list[tantivy.Query] = []
+        for c in f.children if isinstance(f, And) else (f,):
+            if isinstance(c, Not):
+                inner = self.filter(c.child)
+                if inner is None:
+                    return tantivy.Query.empty_query()  # not anything
+                must_not.append(inner)
+            else:
+                q = self.filter(c)
+                if q is not None:
+                    must.append(q)
+        if not must_not:
+            return self.combine(*must)
+        return tantivy.Query.boolean_query(
+            [(MUST, q) for q in must or [tantivy.Query.all_query()]]
+            + [(MUST_NOT, q) for q in must_not]
+        )
+
     def combine(self, *parts: tantivy.Query | None) -> tantivy.Query:
         kept = [p for p in parts if p is not None]
         if not kept:
@@ -212,6 +291,14 @@ class QueryCompiler:
             if q is not None and b.bonus != 0:
                 clauses.append((SHOULD, tantivy.Query.const_score_query(q, abs(b.bonus))))
         return tantivy.Query.boolean_query(clauses)
+
+
+def _stems(ws: tuple[str, ...]) -> tuple[str | None, ...]:
+    return tuple(text_term(w) for w in ws)
+
+
+def _same(ws: tuple[str, ...]) -> tuple[str | None, ...]:
+    return ws
 
 
 def _load(searcher: tantivy.Searcher, key: Any, addr: tantivy.DocAddress) -> Hit:
@@ -348,9 +435,10 @@ def _facets(
     ci: CollectionIndex,
     compiler: QueryCompiler,
     text_q: tantivy.Query | None,
-    base_filter: tantivy.Query | None,
+    base: tantivy.Query,
     facets: tuple[FacetRequest, ...],
 ) -> dict[str, FacetResult]:
+    """``base``: the search's query (text within the filter)."""
     out: dict[str, FacetResult] = {}
     groups: list[tuple[tantivy.Query, list[FacetRequest]]] = []
     shared: list[FacetRequest] = []
@@ -358,10 +446,10 @@ def _facets(
         if f.filter_override is None:
             shared.append(f)
         else:
-            q = compiler.combine(text_q, compiler.filter(f.filter_override))
+            q = compiler.where(text_q, f.filter_override)
             groups.append((q, [f]))
     if shared:
-        groups.append((compiler.combine(text_q, base_filter), shared))
+        groups.append((base, shared))
     for query, requests in groups:
         spec: dict[str, Any] = {}
         one_by_one: list[tuple[FacetRequest, str]] = []
@@ -417,8 +505,7 @@ def _facets(
 def run_search(ci: CollectionIndex, plan: SearchPlan) -> SearchResult:
     compiler = QueryCompiler(ci)
     text_q = compiler.text(plan.text)
-    filter_q = compiler.filter(plan.filter)
-    base = compiler.combine(text_q, filter_q)
+    base = compiler.where(text_q, plan.filter)
     ranked = compiler.boosted(base, plan.boosts)
     searcher = ci.searcher
     hits: Hits = []
@@ -443,5 +530,5 @@ def run_search(ci: CollectionIndex, plan: SearchPlan) -> SearchResult:
         hits = head + rest_hits
     else:
         total, hits = _page(ci, ranked, plan.sort, plan.offset, plan.limit)
-    facets = _facets(ci, compiler, text_q, filter_q, plan.facets) if plan.facets else {}
+    facets = _facets(ci, compiler, text_q, base, plan.facets) if plan.facets else {}
     return SearchResult(total=total, hits=[_load(searcher, k, a) for k, a in hits], facets=facets)
