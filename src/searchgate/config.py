@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from ipaddress import ip_address, ip_network
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -148,6 +149,21 @@ class Settings(BaseSettings):
     public_sayt_rate_per_minute: int = Field(default=1200, ge=0, le=1_000_000)
     browser_token_rate_per_minute: int = Field(default=1200, ge=0, le=1_000_000)
     limits: Limits = Field(default_factory=Limits)
+    # The merchant's time zone (an IANA name): the Command Center shows the times that
+    # decide what shoppers see (a rule's active window) in it beside UTC.
+    merchant_time_zone: str = "UTC"
+
+    @field_validator("merchant_time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(
+                f"merchant_time_zone: {value!r} is not a time zone (an IANA name such as "
+                "Europe/Berlin or America/New_York)"
+            ) from None
+        return value
 
     @field_validator("forwarded_allow_ips")
     @classmethod

@@ -13,12 +13,13 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import zip_longest
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from searchgate.console.forms import Errors, sentence
 from searchgate.merchandising.document import KINDS, OBJECT_MODELS
+from searchgate.search.request import Strength
 
 FormValues = dict[str, Any]
 
@@ -40,17 +41,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "relatedQueries": ("related queries set", "Related queries"),
 }
 
-STRENGTHS = (
-    "Absolute_Increase",
-    "Strong_Increase",
-    "Medium_Increase",
-    "Weak_Increase",
-    "Leave_Unchanged",
-    "Weak_Decrease",
-    "Medium_Decrease",
-    "Strong_Decrease",
-    "Absolute_Decrease",
-)
+STRENGTHS: tuple[str, ...] = get_args(Strength)
 TRIGGER_TYPES = (
     ("queryEquals", "Query equals"),
     ("queryContains", "Query contains the words"),

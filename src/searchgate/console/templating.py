@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -43,6 +44,17 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _in_zone(value: datetime | None, zone: str) -> str:
+    """``value`` in the merchant's time zone, with the zone's offset then."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(ZoneInfo(zone))
+    offset = local.strftime("%z")
+    return f"{local.strftime('%Y-%m-%d %H:%M')} {zone} (UTC{offset[:3]}:{offset[3:]})"
+
+
 def _ago(value: datetime | None) -> str:
     if value is None:
         return "never"
@@ -78,6 +90,7 @@ ENV = Environment(
 )
 ENV.filters["when"] = _when
 ENV.filters["ago"] = _ago
+ENV.filters["in_zone"] = _in_zone
 ENV.filters["pretty_json"] = _pretty_json
 ENV.filters["number"] = _number
 ENV.filters["detail_lines"] = _detail_lines
@@ -103,6 +116,7 @@ def render_page(ctx: Ctx, template: str, status: int, values: dict[str, Any]) ->
         "plain_http": not auth.is_secure(ctx.request),
         "recent": auth.recently_reauthenticated(ctx),
         "me_role": principal.role if principal else "",
+        "merchant_zone": ctx.rt.services.settings.merchant_time_zone,
     }
     html = ENV.get_template(template).render(**page, **values)
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
