@@ -16,7 +16,8 @@ from searchgate.merchandising.document import MerchandisingDocument
 from searchgate.permissions import Actor
 from searchgate.runtime import Runtime
 from searchgate.search.request import parse_search_request
-from tests.conftest import ManualClock, load
+from tests.conftest import ManualClock, load, make_user
+from tests.functional.console_support import sign_in, use_https
 
 AREA = "Production"
 SETTINGS: dict[str, Any] = {
@@ -434,3 +435,29 @@ def test_rules_that_fire_and_redirect_reach_the_analytics(
     fired = {(r.rule, r.searches, r.redirects) for r in report.rules}
     assert fired == {("help", 3, 3), ("tvs", 2, 0)}
     assert [(r.rule, r.redirects) for r in report.redirects] == [("help", 3)]
+
+
+def test_the_search_preview_says_what_the_merchandising_did(shop: TestClient, rt: Runtime) -> None:
+    publish(
+        rt,
+        {
+            "synonyms": [{"name": "tv", "terms": ["telly", "television"]}],
+            "rules": [rule("help", "returns", redirect="https://shop.example/help?a=1&b=2")],
+        },
+    )
+    use_https(shop)
+    make_user(rt.services, "mia@example.com", "merchandiser")
+    sign_in(shop, "mia@example.com")
+    page = shop.get("/search", params={"collection": "products", "q": "returns"}).text
+    assert 'data-testid="redirect">https://shop.example/help?a=1&amp;b=2<' in page
+    assert "shoppers get no records" in page
+    page = shop.get("/search", params={"collection": "products", "q": "telly"}).text
+    assert "synonym: telly =&gt; television" in page
+    why = '/areas/Production/merchandising/preview?q=telly&amp;collection=products"'
+    assert why in page
+    assert (
+        shop.get("/areas/Production/merchandising/preview?q=telly&collection=products").status_code
+        == 200
+    )
+    plain = shop.get("/search", params={"collection": "products", "q": "oak"}).text
+    assert 'data-testid="merchandising"' not in plain
