@@ -435,6 +435,9 @@ def test_rules_that_fire_and_redirect_reach_the_analytics(
     fired = {(r.rule, r.searches, r.redirects) for r in report.rules}
     assert fired == {("help", 3, 3), ("tvs", 2, 0)}
     assert [(r.rule, r.redirects) for r in report.redirects] == [("help", 3)]
+    # Redirected searches were answered: not zero-result searches.
+    assert report.searches == 6 and report.zero_results == 0
+    assert [q.query for q in report.top_zero] == []
 
 
 def test_the_search_preview_says_what_the_merchandising_did(shop: TestClient, rt: Runtime) -> None:

@@ -117,7 +117,9 @@ class QueryLog:
         merchandising rules that fired; ``redirect``: the name of the rule whose
         redirect was returned, which fired too). Dictionary increments, no I/O."""
         q = normalise(query)
-        zero = not total
+        # A search a rule redirected was answered (with a page), not a search that
+        # found nothing: it must not read as a vocabulary gap.
+        zero = not total and not redirect
         key = (area, collection, q, zero)
         popular = (normalise(corrected) if corrected is not None else q) if total else ""
         fired: set[str] = set()
