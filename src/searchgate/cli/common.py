@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -14,6 +16,9 @@ from rich.markup import escape
 from searchgate.config import Settings
 from searchgate.errors import NotFound, SearchgateError, StorageUnavailable
 from searchgate.server_secrets import ServerSecretsError
+
+if TYPE_CHECKING:
+    from searchgate.runtime import Services
 
 # Human messages go to stderr: stdout is for what scripts read (a key, JSON).
 console = Console(stderr=True)
@@ -53,6 +58,28 @@ def fail(exc: SearchgateError, as_json: bool) -> NoReturn:
     else:
         print_error(exc.message)
     raise typer.Exit(code=EXIT_NO if isinstance(exc, NotFound | StorageUnavailable) else EXIT_USAGE)
+
+
+Fail = Callable[[SearchgateError, bool], NoReturn]
+
+
+@contextmanager
+def services_for(data_dir: Path | None, as_json: bool, on_error: Fail = fail) -> Iterator[Services]:
+    """The services on the data directory's database; service errors end the command
+    through ``on_error`` (a command group's own wording and exit codes)."""
+    # Imported here: the commands that build no services start without the runtime.
+    from searchgate.runtime import build_services
+
+    try:
+        services = build_services(settings_for(data_dir))
+    except SearchgateError as exc:
+        on_error(exc, as_json)
+    try:
+        yield services
+    except SearchgateError as exc:
+        on_error(exc, as_json)
+    finally:
+        services.db.dispose()
 
 
 class SearchgateApp(typer.Typer):

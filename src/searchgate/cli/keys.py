@@ -21,8 +21,7 @@ that does not match the key's name).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -39,7 +38,7 @@ from searchgate.cli.common import (
     console,
     emit_json,
     print_error,
-    settings_for,
+    services_for,
 )
 from searchgate.cli.keys_input import (
     CLIENT_KEY_ENV,
@@ -56,7 +55,7 @@ from searchgate.keys.restrictions import Restrictions
 from searchgate.keys.scopes import ALL_SCOPES, SCOPE_HELP
 from searchgate.keys.service import KeyInUse, UnknownCollection, unknown_collection_warnings
 from searchgate.keys.usage import RETENTION_DAYS
-from searchgate.runtime import Services, build_services
+from searchgate.runtime import Services
 from searchgate_client.browser_tokens import (
     MAX_TTL_TEXT,
     derive_browser_token,
@@ -98,20 +97,8 @@ def _fail(exc: SearchgateError, as_json: bool) -> NoReturn:
     raise typer.Exit(_exit_code(exc))
 
 
-@contextmanager
-def _services(data_dir: Path | None, as_json: bool) -> Iterator[Services]:
-    """The services on the data directory's database; service errors end the command
-    with their exit code."""
-    try:
-        services = build_services(settings_for(data_dir))
-    except SearchgateError as exc:
-        _fail(exc, as_json)
-    try:
-        yield services
-    except SearchgateError as exc:
-        _fail(exc, as_json)
-    finally:
-        services.db.dispose()
+def _services(data_dir: Path | None, as_json: bool) -> AbstractContextManager[Services]:
+    return services_for(data_dir, as_json, _fail)
 
 
 def _iso(at: datetime | None) -> str:

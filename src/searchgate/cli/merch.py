@@ -16,8 +16,7 @@ merchandising document, a note too long).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -34,7 +33,7 @@ from searchgate.cli.common import (
     JsonOut,
     console,
     print_error,
-    settings_for,
+    services_for,
 )
 from searchgate.cli.users import cli_actor
 from searchgate.errors import Conflict, Forbidden, InvalidInput, NotFound, SearchgateError
@@ -42,7 +41,7 @@ from searchgate.merchandising.diff import Change, diff
 from searchgate.merchandising.document import EMPTY
 from searchgate.merchandising.inputs import document_file, parse_document
 from searchgate.merchandising.service import MAX_VERSIONS_PAGE, Version
-from searchgate.runtime import Services, build_services
+from searchgate.runtime import Services
 
 app = typer.Typer(
     help="An area's merchandising as a JSON file: export, import (as the draft), "
@@ -69,20 +68,8 @@ def _fail(exc: SearchgateError, as_json: bool) -> NoReturn:
     raise typer.Exit(EXIT_NO if no else EXIT_USAGE)
 
 
-@contextmanager
-def _services(data_dir: Path | None, as_json: bool) -> Iterator[Services]:
-    """The services on the data directory's database; service errors end the command
-    with their exit code."""
-    try:
-        services = build_services(settings_for(data_dir))
-    except SearchgateError as exc:
-        _fail(exc, as_json)
-    try:
-        yield services
-    except SearchgateError as exc:
-        _fail(exc, as_json)
-    finally:
-        services.db.dispose()
+def _services(data_dir: Path | None, as_json: bool) -> AbstractContextManager[Services]:
+    return services_for(data_dir, as_json, _fail)
 
 
 def change_line(c: Change) -> str:
