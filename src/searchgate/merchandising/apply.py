@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from searchgate.engines.base import Alternative
+from searchgate.catalog.settings import CollectionSettings
+from searchgate.engines.base import Alternative, Filter, Ids, Not
 from searchgate.engines.tantivy.layout import words
+from searchgate.errors import InvalidInput
 from searchgate.merchandising.document import (
     BiasingProfile,
     FieldBias,
@@ -39,6 +41,7 @@ from searchgate.merchandising.document import (
     Template,
 )
 from searchgate.merchandising.synonyms import Applied, SynonymIndex
+from searchgate.search.prefilter import parse_prefilter
 
 # ``version`` of an outcome: a published version's number, "draft", or None (nothing
 # published for the area).
@@ -186,9 +189,9 @@ class CompiledMerchandising:
             else:
                 self._by_word.setdefault(first, []).append(i)
         self.profiles: dict[str, BiasingProfile] = {p.name: p for p in document.biasing_profiles}
-        # What the search service derives from this version once (parsed rule filters),
-        # keyed by its own keys.
-        self.memo: dict[Any, Any] = {}
+        # (collection, filter text) -> (the settings it was parsed with, the filter or
+        # why the collection cannot hold it): parsed once per version and settings.
+        self._filters: dict[tuple[str, str], tuple[CollectionSettings, Filter | str]] = {}
         self._per_collection: dict[str, tuple[SynonymIndex, dict[tuple[str, ...], list[str]]]] = {}
         self._lock = threading.Lock()
 
@@ -255,6 +258,30 @@ class CompiledMerchandising:
             return False
         tw = self._trigger_words
         return all(_trigger_holds(t, ctx, tw.get(id(t), [])) for t in rule.triggers)
+
+    def exclusions(
+        self, out: Outcome, collection: str, settings: CollectionSettings, max_chars: int
+    ) -> list[Filter]:
+        """What the firing rules take out of a search of ``collection``: their filters
+        (those the collection cannot hold are skipped and named in ``out.skipped``) and
+        their hidden records."""
+        found: list[Filter] = []
+        for rule, text in out.filters:
+            hit = self._filters.get((collection, text))
+            if hit is None or hit[0] is not settings:
+                try:
+                    parsed: Filter | str = parse_prefilter(text, settings, max_chars)
+                except InvalidInput as exc:
+                    parsed = exc.message
+                hit = (settings, parsed)
+                self._filters[(collection, text)] = hit
+            if isinstance(hit[1], str):
+                out.skipped.append(f"rule {rule!r}: filter not applied: {hit[1]}")
+            else:
+                found.append(hit[1])
+        if out.hidden:
+            found.append(Not(Ids(out.hidden)))
+        return found
 
     def _profile(self, ctx: SearchContext, out: Outcome) -> None:
         if ctx.profile is not None:

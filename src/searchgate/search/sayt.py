@@ -20,9 +20,7 @@ from searchgate.engines.base import (
     And,
     FacetRequest,
     Filter,
-    Ids,
     MatchAll,
-    Not,
     SearchPlan,
     SortKey,
     TextQuery,
@@ -261,14 +259,9 @@ class SaytService:
             SearchContext(req.collection, ws, [], {}, None, False, False, self.clock()),
             explain=False,
         )
-        parts: list[Filter] = []
-        for _rule, text in outcome.filters:
-            try:
-                parts.append(parse_prefilter(text, settings, self.limits.max_prefilter_chars))
-            except InvalidInput:
-                continue  # as in search: a rule's filter the collection cannot hold is skipped
-        if outcome.hidden:
-            parts.append(Not(Ids(outcome.hidden)))
+        parts = compiled.exclusions(
+            outcome, req.collection, settings, self.limits.max_prefilter_chars
+        )
         merch = parts[0] if len(parts) == 1 else And(tuple(parts)) if parts else None
         return outcome.words, merch
 

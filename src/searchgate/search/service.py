@@ -268,15 +268,9 @@ class SearchService:
                 f"{req.area!r}: {', '.join(exc.known) or 'none'})",
                 field="biasingProfile",
             ) from None
-        filters: list[Filter] = []
-        for rule, text in outcome.filters:
-            parsed = self._rule_filter(compiled, req.collection, settings, text)
-            if isinstance(parsed, str):
-                outcome.skipped.append(f"rule {rule!r}: filter not applied: {parsed}")
-            else:
-                filters.append(parsed)
-        if outcome.hidden:
-            filters.append(Not(Ids(outcome.hidden)))
+        filters = compiled.exclusions(
+            outcome, req.collection, settings, self.limits.max_prefilter_chars
+        )
         influence = biasing.influence if biasing is not None else None
         influence = outcome.influence if influence is None else influence
         boosts: list[Boost] = []
@@ -352,27 +346,6 @@ class SearchService:
                 "a Range refinement's low must not exceed its high", field=f"{field}.low"
             )
         return Range(nav.name, low, high)
-
-    def _rule_filter(
-        self,
-        compiled: CompiledMerchandising,
-        collection: str,
-        settings: CollectionSettings,
-        text: str,
-    ) -> Filter | str:
-        """A rule's filter parsed once per version and collection settings, or why the
-        collection cannot hold it."""
-        key = ("filter", collection, text)
-        hit = compiled.memo.get(key)
-        if hit is not None and hit[0] is settings:
-            parsed: Filter | str = hit[1]
-            return parsed
-        try:
-            parsed = parse_prefilter(text, settings, self.limits.max_prefilter_chars)
-        except InvalidInput as exc:
-            parsed = exc.message
-        compiled.memo[key] = (settings, parsed)
-        return parsed
 
     def _filters(
         self, req: SearchRequest, settings: CollectionSettings, extra: tuple[Filter, ...] = ()
