@@ -225,4 +225,8 @@ def test_merchandising_from_draft_to_rollback(
     both_sizes(page, "merch-history", shots)
     page.goto("/merchandising")
     both_sizes(page, "merch-areas", shots)
+    # The search preview says what the live merchandising did to a search.
+    page.goto("/search?q=notebook")
+    expect(page.get_by_test_id("rewrite")).to_contain_text("synonym: notebook =>")
+    both_sizes(page, "merch-search-preview", shots)
     assert not ada_tab.errors, ada_tab.errors
